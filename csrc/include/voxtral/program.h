@@ -1,0 +1,60 @@
+// One exported program (an ExecuTorch .pte file) behind a seam that hides the backend.
+//
+//   auto program = voxtral::Program::load("encoder.pte");        // Result<unique_ptr<Program>>
+//   if (!program.ok()) return program.status();
+//   auto version = (*program)->constant_int("format_version");  // Result<int64_t>
+//   auto out = (*program)->run("forward", {{{1, 8, 128}, mel}}); // Result<vector<FloatTensor>>
+//
+// Exported programs carry their shapes and constants as constant methods (methods with
+// no inputs returning one scalar); runners read them here instead of hard-coding them.
+//
+// A Program is not thread-safe: methods keep mutable state (KV caches) inside the
+// program, so each stream gets its own Program (the weights are memory-mapped and
+// shared by the OS page cache).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "voxtral/export.h"
+#include "voxtral/status.h"
+
+namespace voxtral {
+
+// A dense, row-major float32 tensor. shape {} holds one scalar.
+struct FloatTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> data;  // product(shape) values
+};
+
+class VOXTRAL_API Program {
+ public:
+  // Memory-maps and verifies the program. NotFound if the file does not exist,
+  // InvalidProgram if it is not a loadable program.
+  static Result<std::unique_ptr<Program>> load(const std::string& path);
+  ~Program();
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  const std::string& path() const;
+  std::vector<std::string> method_names() const;  // sorted
+  bool has_method(const std::string& name) const;
+
+  // Constant methods: NotFound if absent, InvalidProgram if of another type.
+  Result<int64_t> constant_int(const std::string& name);
+  Result<double> constant_double(const std::string& name);
+
+  // Runs `method` on float32 inputs; returns its outputs as float32 tensors
+  // (scalar outputs become shape {}). InvalidArgument when the inputs do not match
+  // the method's signature.
+  Result<std::vector<FloatTensor>> run(const std::string& method, const std::vector<FloatTensor>& inputs);
+
+ private:
+  struct Impl;
+  explicit Program(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace voxtral

@@ -1,0 +1,17 @@
+// libvoxtral: Mistral's Voxtral speech models on the ExecuTorch runtime.
+//
+//   #include <voxtral/voxtral.h>
+//   auto program = voxtral::Program::load("model/stt.pte");
+//   if (!program.ok()) { std::cerr << program.status().to_string() << "\n"; return 1; }
+//
+// CMake: find_package(voxtral REQUIRED); target_link_libraries(app PRIVATE voxtral::voxtral)
+#pragma once
+
+#include "voxtral/export.h"
+#include "voxtral/program.h"
+#include "voxtral/status.h"
+
+namespace voxtral {
+// The library's version, "MAJOR.MINOR.PATCH" (same as the Python package).
+VOXTRAL_API const char* version();
+}  // namespace voxtral

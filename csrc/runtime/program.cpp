@@ -1,0 +1,183 @@
+// The ExecuTorch side of Program: the only file that sees ExecuTorch's Module API.
+#include "voxtral/program.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+
+#include <executorch/extension/module/module.h>
+#include <executorch/extension/tensor/tensor.h>
+
+#include "voxtral/voxtral.h"
+
+namespace voxtral {
+
+namespace et = ::executorch;
+using et::extension::module::Module;
+using et::runtime::Error;
+using et::runtime::EValue;
+
+const char* version() { return VOXTRAL_VERSION_STRING; }
+
+namespace {
+
+// One place where ExecuTorch error codes become ours.
+Status from_executorch(Error error, const std::string& context) {
+  ErrorCode code = ErrorCode::kInternal;
+  switch (error) {
+    case Error::Ok: return Status::Ok();
+    case Error::InvalidArgument:
+    case Error::InvalidType: code = ErrorCode::kInvalidArgument; break;
+    case Error::NotFound: code = ErrorCode::kNotFound; break;
+    case Error::InvalidProgram:
+    case Error::InvalidExternalData: code = ErrorCode::kInvalidProgram; break;
+    case Error::AccessFailed: code = ErrorCode::kIoError; break;
+    case Error::OperatorMissing:
+    case Error::NotSupported:
+    case Error::NotImplemented: code = ErrorCode::kInvalidProgram; break;
+    case Error::MemoryAllocationFailed: code = ErrorCode::kInternal; break;
+    default: break;
+  }
+  return Status(code, context + " (ExecuTorch error " + et::runtime::to_string(error) + ")");
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+struct Program::Impl {
+  std::string path;
+  std::unique_ptr<Module> module;
+  std::vector<std::string> methods;  // sorted
+
+  Result<std::vector<EValue>> execute(const std::string& method, const std::vector<EValue>& inputs) {
+    if (!std::binary_search(methods.begin(), methods.end(), method)) {
+      return Status(ErrorCode::kNotFound, "program '" + path + "' has no method '" + method + "'");
+    }
+    // ExecuTorch reuses the previous call's inputs for any not given: refuse that.
+    auto meta = module->method_meta(method);
+    if (!meta.ok()) return from_executorch(meta.error(), "cannot read the signature of '" + method + "'");
+    if (meta->num_inputs() != inputs.size()) {
+      return Status(ErrorCode::kInvalidArgument, "method '" + method + "' of '" + path + "' takes " +
+                                                     std::to_string(meta->num_inputs()) + " inputs, got " +
+                                                     std::to_string(inputs.size()));
+    }
+    auto out = module->execute(method, inputs);
+    if (!out.ok()) return from_executorch(out.error(), "running '" + method + "' of '" + path + "' failed");
+    return std::move(out.get());
+  }
+
+  Result<EValue> constant(const std::string& name) {
+    VOXTRAL_ASSIGN_OR_RETURN(std::vector<EValue> out, execute(name, {}));
+    if (out.size() != 1) {
+      return Status(ErrorCode::kInvalidProgram,
+                    "constant method '" + name + "' of '" + path + "' returns " + std::to_string(out.size()) +
+                        " values, expected 1");
+    }
+    return out[0];
+  }
+};
+
+Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Program::~Program() = default;
+
+Result<std::unique_ptr<Program>> Program::load(const std::string& path) {
+  if (!std::ifstream(path, std::ios::binary).good()) {
+    return Status(ErrorCode::kNotFound, "program file '" + path + "' does not exist or cannot be read");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  // Mmap: weights stay in the page cache, shared by every Program over the same file.
+  impl->module = std::make_unique<Module>(path, Module::LoadMode::Mmap);
+  if (Error e = impl->module->load(); e != Error::Ok) {
+    return from_executorch(e, "'" + path + "' is not a loadable ExecuTorch program");
+  }
+  auto names = impl->module->method_names();
+  if (!names.ok()) return from_executorch(names.error(), "cannot list the methods of '" + path + "'");
+  impl->methods.assign(names->begin(), names->end());
+  std::sort(impl->methods.begin(), impl->methods.end());
+  return std::unique_ptr<Program>(new Program(std::move(impl)));
+}
+
+const std::string& Program::path() const { return impl_->path; }
+std::vector<std::string> Program::method_names() const { return impl_->methods; }
+bool Program::has_method(const std::string& name) const {
+  return std::binary_search(impl_->methods.begin(), impl_->methods.end(), name);
+}
+
+Result<int64_t> Program::constant_int(const std::string& name) {
+  VOXTRAL_ASSIGN_OR_RETURN(EValue v, impl_->constant(name));
+  if (v.isInt()) return v.toInt();
+  if (v.isBool()) return static_cast<int64_t>(v.toBool());
+  return Status(ErrorCode::kInvalidProgram, "constant '" + name + "' of '" + impl_->path + "' is not an integer");
+}
+
+Result<double> Program::constant_double(const std::string& name) {
+  VOXTRAL_ASSIGN_OR_RETURN(EValue v, impl_->constant(name));
+  if (v.isDouble()) return v.toDouble();
+  if (v.isInt()) return static_cast<double>(v.toInt());
+  return Status(ErrorCode::kInvalidProgram, "constant '" + name + "' of '" + impl_->path + "' is not a number");
+}
+
+Result<std::vector<FloatTensor>> Program::run(const std::string& method, const std::vector<FloatTensor>& inputs) {
+  // Inputs are borrowed without copying; ExecuTorch only reads them.
+  std::vector<et::extension::TensorPtr> tensors;
+  std::vector<EValue> values;
+  tensors.reserve(inputs.size());
+  values.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const FloatTensor& in = inputs[i];
+    int64_t numel = 1;
+    std::vector<et::aten::SizesType> sizes;
+    for (int64_t d : in.shape) {
+      if (d < 0 || d > std::numeric_limits<et::aten::SizesType>::max()) {
+        return Status(ErrorCode::kInvalidArgument, "input " + std::to_string(i) + " of '" + method +
+                                                       "' has an invalid shape " + shape_string(in.shape));
+      }
+      sizes.push_back(static_cast<et::aten::SizesType>(d));
+      numel *= d;
+    }
+    if (static_cast<size_t>(numel) != in.data.size()) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "input " + std::to_string(i) + " of '" + method + "' has shape " + shape_string(in.shape) +
+                        " but " + std::to_string(in.data.size()) + " values");
+    }
+    tensors.push_back(et::extension::from_blob(const_cast<float*>(in.data.data()), std::move(sizes)));
+    values.emplace_back(*tensors.back());
+  }
+  VOXTRAL_ASSIGN_OR_RETURN(std::vector<EValue> out, impl_->execute(method, values));
+
+  std::vector<FloatTensor> result;
+  result.reserve(out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const EValue& v = out[i];
+    FloatTensor t;
+    if (v.isTensor()) {
+      const auto& tensor = v.toTensor();
+      if (tensor.scalar_type() != et::aten::ScalarType::Float) {
+        return Status(ErrorCode::kInvalidProgram, "output " + std::to_string(i) + " of '" + method +
+                                                      "' is not float32 (dtype code " +
+                                                      std::to_string(static_cast<int>(tensor.scalar_type())) + ")");
+      }
+      for (auto d : tensor.sizes()) t.shape.push_back(d);
+      const float* p = tensor.const_data_ptr<float>();
+      t.data.assign(p, p + tensor.numel());
+    } else if (v.isDouble()) {
+      t.data = {static_cast<float>(v.toDouble())};
+    } else if (v.isInt()) {
+      t.data = {static_cast<float>(v.toInt())};
+    } else {
+      return Status(ErrorCode::kInvalidProgram,
+                    "output " + std::to_string(i) + " of '" + method + "' is neither a tensor nor a number");
+    }
+    result.push_back(std::move(t));
+  }
+  return result;
+}
+
+}  // namespace voxtral

@@ -1,0 +1,3 @@
+from voxtral_native.cli import main
+
+raise SystemExit(main())
