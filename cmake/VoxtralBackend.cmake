@@ -8,7 +8,6 @@
 
 if(VOXTRAL_BACKEND STREQUAL "xnnpack")
   if(NOT EXECUTORCH_ROOT)
-    find_package(Python3 REQUIRED COMPONENTS Interpreter)
     execute_process(
       COMMAND "${Python3_EXECUTABLE}" -c
               "import executorch, sys; sys.stdout.write(list(executorch.__path__)[0])"

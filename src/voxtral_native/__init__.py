@@ -48,9 +48,15 @@ def native():
 
 def cmake_dir() -> str:
     """Directory of the installed CMake package (for ``find_package(voxtral)``)."""
+    import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).parent / "lib" / "cmake" / "voxtral"
+    # Beside the compiled module, not __file__: editable installs keep the Python
+    # sources in the checkout and the built files in site-packages.
+    spec = importlib.util.find_spec("voxtral_native._core")
+    if spec is None or spec.origin is None:
+        raise NotFoundError("voxtral_native._core is not built: install voxtral-native with pip first")
+    path = Path(spec.origin).parent / "lib" / "cmake" / "voxtral"
     if not path.is_dir():
         raise NotFoundError(f"no CMake package at {path}: voxtral-native was not installed from a build")
     return str(path)
