@@ -72,6 +72,29 @@ struct Program::Impl {
     return std::move(out.get());
   }
 
+  // The planned shape of each input is its upper bound (exact for static dims): a
+  // clear error here instead of a failed resize deep in the runtime.
+  Status check_input_shapes(const std::string& method, const std::vector<FloatTensor>& inputs) {
+    auto meta = module->method_meta(method);
+    if (!meta.ok()) return Status::Ok();  // execute() reports a missing method
+    for (size_t i = 0; i < inputs.size() && i < meta->num_inputs(); ++i) {
+      auto info = meta->input_tensor_meta(i);
+      if (!info.ok()) {
+        return Status(ErrorCode::kInvalidArgument,
+                      "input " + std::to_string(i) + " of '" + method + "' is not a tensor input");
+      }
+      std::vector<int64_t> planned(info->sizes().begin(), info->sizes().end());
+      bool fits = planned.size() == inputs[i].shape.size();
+      for (size_t d = 0; fits && d < planned.size(); ++d) fits = inputs[i].shape[d] <= planned[d];
+      if (!fits) {
+        return Status(ErrorCode::kInvalidArgument, "input " + std::to_string(i) + " of '" + method +
+                                                       "' has shape " + shape_string(inputs[i].shape) +
+                                                       "; the program takes at most " + shape_string(planned));
+      }
+    }
+    return Status::Ok();
+  }
+
   Result<EValue> constant(const std::string& name) {
     VOXTRAL_ASSIGN_OR_RETURN(std::vector<EValue> out, execute(name, {}));
     if (out.size() != 1) {
@@ -150,6 +173,7 @@ Result<std::vector<FloatTensor>> Program::run(const std::string& method, const s
     tensors.push_back(et::extension::from_blob(const_cast<float*>(in.data.data()), std::move(sizes)));
     values.emplace_back(*tensors.back());
   }
+  VOXTRAL_RETURN_IF_ERROR(impl_->check_input_shapes(method, inputs));
   VOXTRAL_ASSIGN_OR_RETURN(std::vector<EValue> out, impl_->execute(method, values));
 
   std::vector<FloatTensor> result;

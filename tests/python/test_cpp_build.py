@@ -1,0 +1,54 @@
+"""The C++ side as a C++ developer meets it: ctest (plain and under ASan+UBSan) and an
+outside program built against the installed CMake package."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import voxtral_native
+
+ROOT = Path(__file__).parents[2]
+TINY_PROGRAM = ROOT / "tests" / "data" / "tiny_linear.pte"
+
+pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake (the [test] extra installs it)")
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, **kw)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return r
+
+
+def env_with_this_python() -> dict[str, str]:
+    # CMake locates the ExecuTorch wheel through the Python on PATH: make it ours.
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    return env
+
+
+@pytest.mark.parametrize("preset", ["xnnpack", "sanitize"])
+def test_ctest(preset, tmp_path):
+    build = tmp_path / preset
+    env = env_with_this_python()
+    run(["cmake", "--preset", preset, "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"], cwd=ROOT, env=env)
+    run(["cmake", "--build", str(build)], cwd=ROOT, env=env)
+    r = run(["ctest", "--test-dir", str(build), "--output-on-failure"], cwd=ROOT, env=env)
+    assert "100% tests passed" in r.stdout
+
+
+def test_outside_consumer_builds_against_installed_package(tmp_path):
+    build = tmp_path / "consumer"
+    run(["cmake", "-S", str(ROOT / "tests" / "consumer"), "-B", str(build), "-G", "Ninja",
+         f"-Dvoxtral_DIR={voxtral_native.cmake_dir()}"])
+    run(["cmake", "--build", str(build)])
+    r = run([str(build / "voxtral_consumer"), str(TINY_PROGRAM)])
+    assert f"libvoxtral {voxtral_native.__version__}" in r.stdout
+    assert "method forward" in r.stdout
+    # x = ones([2, 4]): y[i] = sum_j (i - j) / 8 + i / 4
+    assert "forward: -0.75 0 0.75 1.5 -0.75 0 0.75 1.5" in r.stdout
