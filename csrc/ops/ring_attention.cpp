@@ -1,0 +1,115 @@
+// voxtral::ring_sdpa.out: attention of a chunk of queries over a ring KV cache.
+//
+// Why a custom op: the ExecuTorch wheel has no LLM attention ops, and attention built
+// from standard ATen ops runs undelegated over the whole allocated cache (132 ms per
+// layer at 4000 positions, executorch-wheel.md). This kernel reads only the filled,
+// in-window part of the cache.
+//
+// Shapes (the PyTorch reference, with the exact semantics, is
+// voxtral_native/export/ops.py `ring_sdpa`):
+//   q          [B, T, Hq, D]   float32, queries at absolute positions start_pos + t
+//   k_cache    [B, Hkv, S, D]  float32, slot s holds the newest position p with p % S == s
+//   v_cache    [B, Hkv, S, D]
+//   start_pos  [1]             int64, absolute position of q[:, 0]
+//   window     keys at positions (p - window, p] are visible to the query at p
+//   out        [B, T, Hq, D]
+// Query head h reads KV head h / (Hq / Hkv) (grouped-query attention). The chunk's own
+// keys must already be in the cache, and S >= window + T - 1 so none of the keys a query
+// needs has been overwritten by a later query of the same chunk.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
+#include <executorch/runtime/kernel/kernel_includes.h>
+#include <executorch/runtime/kernel/thread_parallel_interface.h>
+
+namespace voxtral::ops {
+
+namespace {
+
+using executorch::aten::ScalarType;
+using executorch::aten::Tensor;
+using executorch::runtime::Error;
+using executorch::runtime::KernelRuntimeContext;
+
+// One query row against its visible keys: two passes (scores, then the weighted sum),
+// numerically the same as softmax(q k^T * scale) v.
+void attend_one(const float* q, const float* k_head, const float* v_head, int64_t S, int64_t D, int64_t first,
+                int64_t last, float scale, float* scores, float* out) {
+  float max_score = -INFINITY;
+  for (int64_t p = first; p <= last; ++p) {
+    const float* k = k_head + (p % S) * D;
+    float dot = 0.f;
+    for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
+    dot *= scale;
+    scores[p - first] = dot;
+    max_score = std::max(max_score, dot);
+  }
+  float sum = 0.f;
+  for (int64_t i = 0; i <= last - first; ++i) {
+    scores[i] = std::exp(scores[i] - max_score);
+    sum += scores[i];
+  }
+  const float inv = 1.f / sum;
+  std::fill(out, out + D, 0.f);
+  for (int64_t p = first; p <= last; ++p) {
+    const float w = scores[p - first] * inv;
+    const float* v = v_head + (p % S) * D;
+    for (int64_t d = 0; d < D; ++d) out[d] += w * v[d];
+  }
+}
+
+Tensor& ring_sdpa_out(KernelRuntimeContext& ctx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                      const Tensor& start_pos, int64_t window, Tensor& out) {
+  ET_KERNEL_CHECK_MSG(ctx, q.dim() == 4 && k_cache.dim() == 4 && v_cache.dim() == 4, InvalidArgument, out,
+                      "ring_sdpa: q and caches must be 4-D");
+  ET_KERNEL_CHECK_MSG(ctx,
+                      q.scalar_type() == ScalarType::Float && k_cache.scalar_type() == ScalarType::Float &&
+                          v_cache.scalar_type() == ScalarType::Float && out.scalar_type() == ScalarType::Float,
+                      InvalidArgument, out, "ring_sdpa: only float32 is supported");
+  ET_KERNEL_CHECK_MSG(ctx, start_pos.scalar_type() == ScalarType::Long && start_pos.numel() == 1, InvalidArgument,
+                      out, "ring_sdpa: start_pos must be one int64");
+  const int64_t B = q.size(0), T = q.size(1), Hq = q.size(2), D = q.size(3);
+  const int64_t Hkv = k_cache.size(1), S = k_cache.size(2);
+  ET_KERNEL_CHECK_MSG(ctx, k_cache.size(0) == B && k_cache.size(3) == D && Hkv > 0 && Hq % Hkv == 0, InvalidArgument,
+                      out, "ring_sdpa: cache shape does not match q");
+  ET_KERNEL_CHECK_MSG(ctx,
+                      v_cache.size(0) == B && v_cache.size(1) == Hkv && v_cache.size(2) == S && v_cache.size(3) == D,
+                      InvalidArgument, out, "ring_sdpa: v_cache shape differs from k_cache");
+  ET_KERNEL_CHECK_MSG(ctx, window >= 1 && S >= std::min<int64_t>(window, INT64_MAX - T) + T - 1, InvalidArgument, out,
+                      "ring_sdpa: cache of %lld slots is too small for window %lld and %lld queries",
+                      static_cast<long long>(S), static_cast<long long>(window), static_cast<long long>(T));
+  const int64_t p0 = start_pos.const_data_ptr<int64_t>()[0];
+  ET_KERNEL_CHECK_MSG(ctx, p0 >= 0, InvalidArgument, out, "ring_sdpa: negative start_pos");
+  ET_KERNEL_CHECK(ctx, executorch::runtime::resize_tensor(out, q.sizes()) == Error::Ok, InvalidArgument, out);
+
+  const int64_t group = Hq / Hkv;
+  const float scale = 1.f / std::sqrt(static_cast<float>(D));
+  const float* qd = q.const_data_ptr<float>();
+  const float* kd = k_cache.const_data_ptr<float>();
+  const float* vd = v_cache.const_data_ptr<float>();
+  float* od = out.mutable_data_ptr<float>();
+  const int64_t visible = std::min(window, p0 + T);
+
+  // One work item per (batch, query head, query); heads dominate, so threads split them.
+  executorch::extension::parallel_for(0, B * Hq * T, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(static_cast<size_t>(visible));
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t t = item % T, h = (item / T) % Hq, b = item / (T * Hq);
+      const int64_t p = p0 + t;
+      const int64_t first = std::max<int64_t>(0, p - window + 1);
+      const int64_t kv = b * Hkv + h / group;
+      attend_one(qd + ((b * T + t) * Hq + h) * D, kd + kv * S * D, vd + kv * S * D, S, D, first, p, scale,
+                 scores.data(), od + ((b * T + t) * Hq + h) * D);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
+EXECUTORCH_LIBRARY(voxtral, "ring_sdpa.out", ring_sdpa_out);
+
+}  // namespace voxtral::ops

@@ -1,0 +1,76 @@
+"""voxtral:: custom operators: PyTorch reference implementations for tracing and tests.
+
+The exported programs call the ``.out`` variants, whose C++ kernels live in libvoxtral
+(csrc/ops/) and register into the ExecuTorch runtime when libvoxtral loads (importing
+``voxtral_native._core`` is enough, also for ExecuTorch's Python runtime).
+
+ring_sdpa(q, k_cache, v_cache, start_pos, window) -> out
+    q        [B, T, Hq, D]  queries at absolute positions start_pos + t
+    k_cache  [B, Hkv, S, D] ring: slot s holds the newest position p with p % S == s
+    v_cache  [B, Hkv, S, D]
+    start_pos [1] int64
+    window   int: the query at p sees keys at positions (p - window, p]
+    out      [B, T, Hq, D]
+The chunk's own keys are written to the cache before the call; S >= window + T - 1.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_lib = torch.library.Library("voxtral", "DEF")
+_lib.define("ring_sdpa(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, int window) -> Tensor")
+_lib.define(
+    "ring_sdpa.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, int window, *, Tensor(a!) out)"
+    " -> Tensor(a!)"
+)
+
+
+def ring_slot_positions(last_pos: torch.Tensor, cache_size: int) -> torch.Tensor:
+    """[S] absolute position held by each ring slot once `last_pos` is written (< 0: empty)."""
+    slots = torch.arange(cache_size, device=last_pos.device)
+    return last_pos - torch.remainder(last_pos - slots, cache_size)
+
+
+def ring_sdpa_reference(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start_pos: torch.Tensor, window: int
+) -> torch.Tensor:
+    b, t, hq, d = q.shape
+    hkv, s = k_cache.shape[1], k_cache.shape[2]
+    if s < window + t - 1:  # the same static check as the C++ kernel
+        raise ValueError(f"ring cache of {s} slots is too small for window {window} and {t} queries")
+    p0 = start_pos.reshape(()).to(torch.long)
+    q_pos = p0 + torch.arange(t, device=q.device)  # [T]
+    k_pos = ring_slot_positions(p0 + t - 1, s)  # [S]
+    visible = (k_pos[None, :] >= 0) & (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] > q_pos[:, None] - window)
+    group = hq // hkv
+    qg = q.float().reshape(b, t, hkv, group, d).permute(0, 2, 3, 1, 4)  # [B, Hkv, G, T, D]
+    scores = torch.einsum("bhgtd,bhsd->bhgts", qg, k_cache.float()) / d**0.5
+    scores = scores.masked_fill(~visible, float("-inf"))
+    out = torch.einsum("bhgts,bhsd->bhgtd", torch.softmax(scores, dim=-1), v_cache.float())
+    return out.permute(0, 3, 1, 2, 4).reshape(b, t, hq, d).to(q.dtype)
+
+
+@torch.library.impl(_lib, "ring_sdpa", "CompositeExplicitAutograd")
+def _ring_sdpa(q, k_cache, v_cache, start_pos, window):
+    return ring_sdpa_reference(q, k_cache, v_cache, start_pos, window)
+
+
+@torch.library.impl(_lib, "ring_sdpa.out", "CompositeExplicitAutograd")
+def _ring_sdpa_out(q, k_cache, v_cache, start_pos, window, *, out):
+    out.copy_(ring_sdpa_reference(q, k_cache, v_cache, start_pos, window))
+    return out
+
+
+@torch.library.register_fake("voxtral::ring_sdpa")
+def _ring_sdpa_fake(q, k_cache, v_cache, start_pos, window):
+    return torch.empty_like(q)
+
+
+@torch.library.register_fake("voxtral::ring_sdpa.out")
+def _ring_sdpa_out_fake(q, k_cache, v_cache, start_pos, window, *, out):
+    return out
+
+
+def ring_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start_pos: torch.Tensor, window: int):
+    return torch.ops.voxtral.ring_sdpa(q, k_cache, v_cache, start_pos, window)

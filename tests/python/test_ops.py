@@ -1,0 +1,103 @@
+"""voxtral::ring_sdpa: the PyTorch reference against plain attention over the full history,
+and the C++ kernel (libvoxtral, through an exported program) against the reference."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import voxtral_native  # noqa: E402
+from voxtral_native.export import ops  # noqa: E402
+
+voxtral_native.native()  # registers the C++ kernels with the ExecuTorch runtime
+
+
+def windowed_attention(q_hist: torch.Tensor, k_hist: torch.Tensor, v_hist: torch.Tensor, window: int):
+    """Independent reference: attention over the whole linear history [B, P, H, D], each
+    position p seeing (p - window, p], by F.scaled_dot_product_attention with a mask."""
+    p = k_hist.shape[1]
+    pos = torch.arange(p)
+    mask = (pos[None, :] <= pos[:, None]) & (pos[None, :] > pos[:, None] - window)  # [P, P]
+    group = q_hist.shape[2] // k_hist.shape[2]
+    k = k_hist.repeat_interleave(group, dim=2).transpose(1, 2)
+    v = v_hist.repeat_interleave(group, dim=2).transpose(1, 2)
+    out = torch.nn.functional.scaled_dot_product_attention(q_hist.transpose(1, 2), k, v, attn_mask=mask)
+    return out.transpose(1, 2)
+
+
+class RingAttention(torch.nn.Module):
+    """Writes a chunk's keys/values into ring caches (index_copy_), then ring_sdpa."""
+
+    def __init__(self, cache_size: int, kv_heads: int, head_dim: int, window: int):
+        super().__init__()
+        self.register_buffer("k_cache", torch.zeros(1, kv_heads, cache_size, head_dim))
+        self.register_buffer("v_cache", torch.zeros(1, kv_heads, cache_size, head_dim))
+        self.window = window
+
+    def forward(self, q, k, v, start_pos):
+        slots = torch.remainder(start_pos + torch.arange(q.shape[1]), self.k_cache.shape[2])
+        self.k_cache.index_copy_(2, slots, k.transpose(1, 2))
+        self.v_cache.index_copy_(2, slots, v.transpose(1, 2))
+        return ops.ring_sdpa(q, self.k_cache, self.v_cache, start_pos, self.window)
+
+
+def stream(module, q_hist, k_hist, v_hist, chunk: int, run=None):
+    outs = []
+    for start in range(0, q_hist.shape[1], chunk):
+        args = (q_hist[:, start : start + chunk], k_hist[:, start : start + chunk], v_hist[:, start : start + chunk],
+                torch.tensor([start]))
+        outs.append(run(args) if run else module(*args))
+    return torch.cat(outs, dim=1)
+
+
+@pytest.mark.parametrize(("window", "chunk", "heads", "kv_heads"), [(5, 1, 4, 2), (7, 3, 4, 1), (50, 4, 2, 2)])
+def test_reference_equals_windowed_attention_past_the_ring(window, chunk, heads, kv_heads):
+    torch.manual_seed(0)
+    positions, d = 30, 8  # several laps of the ring when window is small
+    q, k, v = (torch.randn(1, positions, h, d) for h in (heads, kv_heads, kv_heads))
+    ring = RingAttention(window + chunk - 1, kv_heads, d, window)
+    got = stream(ring, q, k, v, chunk)
+    torch.testing.assert_close(got, windowed_attention(q, k, v, window), atol=1e-5, rtol=1e-5)
+
+
+def test_reference_refuses_a_cache_too_small_for_the_chunk():
+    ring = RingAttention(cache_size=6, kv_heads=1, head_dim=4, window=5)
+    with pytest.raises(ValueError, match="too small"):
+        ring(torch.randn(1, 3, 1, 4), torch.randn(1, 3, 1, 4), torch.randn(1, 3, 1, 4), torch.tensor([0]))
+
+
+def export_program(module, chunk: int, heads: int, kv_heads: int, d: int, path):
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    example = (torch.randn(1, chunk, heads, d), torch.randn(1, chunk, kv_heads, d), torch.randn(1, chunk, kv_heads, d),
+               torch.tensor([0]))
+    with torch.no_grad():
+        exported = torch.export.export(module, example)
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch(
+        ExecutorchBackendConfig(run_reinplace_pass=True)
+    )
+    path.write_bytes(program.buffer)
+    return path
+
+
+@pytest.mark.parametrize(("window", "chunk"), [(6, 1), (6, 3), (40, 4)])
+def test_cpp_kernel_matches_reference_in_exported_program(window, chunk, tmp_path):
+    from executorch.runtime import Runtime
+
+    heads, kv_heads, d, positions = 4, 2, 16, 36
+    pte = export_program(RingAttention(window + chunk - 1, kv_heads, d, window), chunk, heads, kv_heads, d,
+                         tmp_path / "ring.pte")
+    method = Runtime.get().load_program(str(pte)).load_method("forward")
+    torch.manual_seed(1)
+    q, k, v = (torch.randn(1, positions, h, d) for h in (heads, kv_heads, kv_heads))
+    got = stream(None, q, k, v, chunk, run=lambda args: method.execute(list(args))[0])
+    torch.testing.assert_close(got, windowed_attention(q, k, v, window), atol=1e-5, rtol=1e-5)
+
+    # The same program through libvoxtral's own Program (float inputs only: the int64
+    # position input is refused with a clear error rather than misread).
+    program = voxtral_native.native().Program.load(str(pte))
+    with pytest.raises(voxtral_native.VoxtralError):
+        program.run("forward", [q[:, :chunk].numpy(), k[:, :chunk].numpy(), v[:, :chunk].numpy(),
+                                torch.zeros(1).numpy()])
