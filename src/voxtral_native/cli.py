@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "make-checkpoint",
         help="write a random-weight checkpoint in Mistral's format (for tests and benchmarks)",
         description="Write a random-weight checkpoint directory in Mistral's own format "
-        "(params.json, consolidated.safetensors in bf16, tekken.json; voices/ for tts) with the "
+        "(params.json, consolidated.safetensors in bf16, tekken.json; voice_embedding/ for tts) with the "
         "key names and shapes of the real models. 'tiny' is for tests, 'full' is the real size.",
     )
     mk.add_argument("model", choices=["stt", "tts"], help="stt: Voxtral-Mini-4B-Realtime-2602, tts: Voxtral-4B-TTS-2603")
