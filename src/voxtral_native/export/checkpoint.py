@@ -1,0 +1,125 @@
+"""Loading Mistral-format checkpoint directories (params.json, consolidated.safetensors,
+tekken.json) into the model definitions.
+
+The model is built on the meta device and each tensor is read from the memory-mapped
+safetensors file straight into its parameter, converted to the requested dtype: the
+full-size bf16 checkpoint never exists twice in memory. Every mismatch between the file
+and params.json is an error that names the file and the tensor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from voxtral_native.export.config import SttConfig
+from voxtral_native.export.models.stt import VoxtralRealtime
+
+WEIGHTS_FILE = "consolidated.safetensors"
+REQUIRED_FILES = ("params.json", WEIGHTS_FILE, "tekken.json")
+
+
+class CheckpointError(ValueError):
+    """The checkpoint directory does not match what params.json describes."""
+
+
+def check_checkpoint_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"checkpoint directory {path} does not exist")
+    missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{path} is not a Mistral checkpoint directory: missing {', '.join(missing)}")
+    return path
+
+
+def load_state_into(
+    model: nn.Module,
+    weights: Path,
+    dtype: torch.dtype,
+    on_module_loaded: Callable[[str, nn.Module], None] | None = None,
+) -> None:
+    """Assigns every parameter of `model` (built on the meta device) from `weights`.
+
+    Non-persistent buffers (caches, conv state) are created as zeros of `dtype`.
+    `on_module_loaded(name, module)` runs after each top-level block (e.g. `layers.3`) is
+    complete, so callers can quantize it before the next one is read.
+    """
+    from safetensors import safe_open
+
+    expected = dict(model.named_parameters())
+    with safe_open(str(weights), framework="pt") as f:
+        keys = set(f.keys())
+        missing = sorted(set(expected) - keys)
+        unexpected = sorted(keys - set(expected))
+        if missing or unexpected:
+            parts = []
+            if missing:
+                parts.append(f"missing {len(missing)} tensor(s): {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+            if unexpected:
+                parts.append(f"unexpected {len(unexpected)} tensor(s): {', '.join(unexpected[:5])}"
+                             + (" ..." if len(unexpected) > 5 else ""))
+            raise CheckpointError(f"{weights}: " + "; ".join(parts))
+
+        for name, param in expected.items():
+            shape = tuple(f.get_slice(name).get_shape())
+            if shape != tuple(param.shape):
+                raise CheckpointError(
+                    f"{weights}: tensor '{name}' has shape {list(shape)}, params.json implies {list(param.shape)}"
+                )
+
+        blocks = _blocks_in_load_order(model)
+        for block_name, block in blocks:
+            prefix = f"{block_name}." if block_name else ""
+            for local, param in list(block.named_parameters(recurse=True)):
+                full = prefix + local
+                if full not in expected or not param.is_meta:
+                    continue
+                tensor = f.get_tensor(full).to(dtype)
+                _set_param(block, local, nn.Parameter(tensor, requires_grad=False))
+            _materialize_buffers(block, dtype)
+            if on_module_loaded is not None:
+                on_module_loaded(block_name, block)
+
+
+def _blocks_in_load_order(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Each element of a ModuleList is its own block; everything else comes last as one."""
+    blocks: list[tuple[str, nn.Module]] = []
+    for name, module in model.named_modules():
+        if isinstance(module, nn.ModuleList):
+            blocks.extend((f"{name}.{i}", child) for i, child in enumerate(module))
+    blocks.append(("", model))
+    return blocks
+
+
+def _set_param(root: nn.Module, dotted: str, value: nn.Parameter) -> None:
+    owner_path, _, leaf = dotted.rpartition(".")
+    owner = root.get_submodule(owner_path) if owner_path else root
+    setattr(owner, leaf, value)
+
+
+def _materialize_buffers(module: nn.Module, dtype: torch.dtype) -> None:
+    for owner in module.modules():
+        for name, buf in list(owner.named_buffers(recurse=False)):
+            if buf is not None and buf.is_meta:
+                owner.register_buffer(name, torch.zeros(buf.shape, dtype=dtype), persistent=False)
+
+
+def load_stt(
+    checkpoint_dir: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+    max_encoder_tokens: int = 64,
+    max_decoder_tokens: int = 64,
+    on_module_loaded: Callable[[str, nn.Module], None] | None = None,
+) -> VoxtralRealtime:
+    """Voxtral Realtime from a Mistral checkpoint directory, in eval mode, no grads."""
+    path = check_checkpoint_dir(checkpoint_dir)
+    config = SttConfig.from_file(path / "params.json")
+    with torch.device("meta"):
+        model = VoxtralRealtime(config, max_encoder_tokens=max_encoder_tokens, max_decoder_tokens=max_decoder_tokens)
+    load_state_into(model, path / WEIGHTS_FILE, dtype, on_module_loaded)
+    return model.eval().requires_grad_(False)
