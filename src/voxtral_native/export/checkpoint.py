@@ -121,5 +121,12 @@ def load_stt(
     config = SttConfig.from_file(path / "params.json")
     with torch.device("meta"):
         model = VoxtralRealtime(config, max_encoder_tokens=max_encoder_tokens, max_decoder_tokens=max_decoder_tokens)
-    load_state_into(model, path / WEIGHTS_FILE, dtype, on_module_loaded)
+
+    def after_block(name: str, block: nn.Module) -> None:
+        if name == "":  # the root block comes last: re-tie the head to the loaded table
+            model.tie_weights()
+        if on_module_loaded is not None:
+            on_module_loaded(name, block)
+
+    load_state_into(model, path / WEIGHTS_FILE, dtype, after_block)
     return model.eval().requires_grad_(False)

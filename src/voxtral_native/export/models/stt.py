@@ -139,6 +139,13 @@ class VoxtralRealtime(nn.Module):
         self.mm_streams_embeddings = _Streams(config, max_encoder_tokens * self.frames_per_token)
         self.layers = nn.ModuleList(DecoderLayer(config, max_decoder_tokens) for _ in range(config.decoder.n_layers))
         self.norm = RMSNorm(config.decoder.dim, config.decoder.norm_eps)
+        # Tied output head: a Linear sharing the token table, so quantization can treat
+        # the head (a matmul) and the table (a lookup) each in its own way.
+        self.output = nn.Linear(config.decoder.dim, config.vocab_size, bias=False)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        self.output.weight = self._embedding.tok_embeddings.weight
 
     @property
     def _embedding(self) -> AudioEmbedding:
@@ -157,14 +164,22 @@ class VoxtralRealtime(nn.Module):
         return self._embedding.tok_embeddings(token_ids)
 
     def decode(
-        self, audio_embeds: torch.Tensor, token_ids: torch.Tensor, start_pos: torch.Tensor, delay_tokens: torch.Tensor
+        self,
+        audio_embeds: torch.Tensor,
+        token_ids: torch.Tensor,
+        start_pos: torch.Tensor,
+        delay_tokens: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
         """Decoder positions start_pos.. with inputs audio_embeds [1, T, dim] + embed(token_ids
-        [1, T]) and t_cond from the delay in tokens (delay_tokens [1] float) -> logits [1, T, vocab]."""
+        [1, T]) and t_cond from the delay in tokens (delay_tokens [1] float) -> logits
+        [1, T, vocab] ([1, 1, vocab] with last_only: a prefill needs only its last position)."""
         cfg = self.config.decoder
         x = audio_embeds + self.embed_tokens(token_ids)
         t_cond = sinusoidal_embedding(delay_tokens, cfg.dim)
         cos, sin = rope_cos_sin(start_pos + torch.arange(x.shape[1]), cfg.head_dim, cfg.rope_theta)
         for layer in self.layers:
             x = layer(x, start_pos, cos, sin, t_cond)
-        return self.norm(x) @ self._embedding.tok_embeddings.weight.t()  # tied output
+        if last_only:
+            x = x[:, -1:]
+        return self.output(self.norm(x))

@@ -1,0 +1,178 @@
+"""Export Voxtral Realtime from a Mistral checkpoint directory to an artifact directory:
+
+    model.pte      methods `encode` and `decode` + metadata constant methods
+    tekken.json    the checkpoint's tokenizer, copied
+    manifest.json  what was exported, how, and the metadata, for people
+
+Methods (B = 1; n audio tokens of 80 ms; T decoder positions):
+    encode(mel [1, n_mels, 8n] f32, start_token [1] i64) -> audio_embeds [1, n, dim] f32
+        continues the audio stream at token `start_token` (0 starts a new stream);
+        1 <= n <= max_encoder_tokens.
+    decode(audio_embeds [1, T, dim] f32, token_ids [1, T] i64, start_pos [1] i64,
+           delay_tokens [1] f32) -> (logits [1, vocab] f32, next_token [1] i64)
+        decoder positions start_pos..start_pos+T-1; logits and greedy token of the last one;
+        1 <= T <= max_decoder_tokens. The delay is a run-time input, not baked in.
+Both keep their state (conv context, ring KV caches) inside the program.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from voxtral_native.export.checkpoint import check_checkpoint_dir, load_stt
+from voxtral_native.export.metadata import stt_metadata
+from voxtral_native.export.models.stt import VoxtralRealtime
+from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer
+
+BACKENDS = ("xnnpack", "portable")
+DTYPES = ("fp32",)
+PROGRAM_FILE = "model.pte"
+
+
+@dataclass
+class SttExportOptions:
+    backend: str = "xnnpack"  # xnnpack: linears delegated to XNNPACK; portable: no delegate
+    quant: str | None = None  # decoder linears (+ output head): 4w, 8w, 8da4w, 8da8w[:group]
+    encoder_quant: str | None = None  # encoder linears (+ adapter)
+    embedding_quant: str | None = None  # token table: 4w, 8w[:group]
+    dtype: str = "fp32"  # activations; only fp32 until the attention kernel has half types
+    max_encoder_tokens: int = 32  # audio tokens per encode call (offline batching: 2.56 s)
+    max_decoder_tokens: int = 64  # positions per decode call (the prompt prefill: <= 1 + 32 + 30)
+    schemes: dict = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend '{self.backend}' (expected one of {', '.join(BACKENDS)})")
+        if self.dtype not in DTYPES:
+            raise ValueError(
+                f"dtype '{self.dtype}' is not supported yet (expected one of {', '.join(DTYPES)}): "
+                "the attention kernel is float32-only"
+            )
+        for name in ("max_encoder_tokens", "max_decoder_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        self.schemes = {
+            "decoder": QuantScheme.parse(self.quant) if self.quant else None,
+            "encoder": QuantScheme.parse(self.encoder_quant) if self.encoder_quant else None,
+            "embedding": QuantScheme.parse(self.embedding_quant, EMBEDDING_SCHEMES) if self.embedding_quant else None,
+        }
+
+
+class _Encode(nn.Module):
+    def __init__(self, model: VoxtralRealtime):
+        super().__init__()
+        self.model = model
+
+    def forward(self, mel: torch.Tensor, start_token: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(mel, start_token)
+
+
+class _Decode(nn.Module):
+    def __init__(self, model: VoxtralRealtime):
+        super().__init__()
+        self.model = model
+
+    def forward(self, audio_embeds, token_ids, start_pos, delay_tokens):
+        logits = self.model.decode(audio_embeds, token_ids, start_pos, delay_tokens, last_only=True)[:, 0]  # [1, V]
+        return logits, torch.argmax(logits, dim=-1)
+
+
+def export_methods(model: VoxtralRealtime, options: SttExportOptions) -> dict[str, torch.export.ExportedProgram]:
+    cfg = model.config
+    mel_frames = 2 * cfg.downsample_factor
+    n = torch.export.Dim("n_tokens", min=1, max=options.max_encoder_tokens)
+    t = torch.export.Dim("n_positions", min=1, max=options.max_decoder_tokens)
+    dim = cfg.decoder.dim
+    with torch.no_grad():
+        encode = torch.export.export(
+            _Encode(model),
+            (torch.zeros(1, cfg.num_mel_bins, 2 * mel_frames), torch.zeros(1, dtype=torch.long)),
+            dynamic_shapes={"mel": {2: mel_frames * n}, "start_token": None},
+        )
+        decode = torch.export.export(
+            _Decode(model),
+            (torch.zeros(1, 2, dim), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, dtype=torch.long),
+             torch.zeros(1)),
+            dynamic_shapes={"audio_embeds": {1: t}, "token_ids": {1: t}, "start_pos": None, "delay_tokens": None},
+        )
+    return {"encode": encode, "decode": decode}
+
+
+def lower(methods: dict, metadata: dict, backend: str) -> bytes:
+    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
+
+    partitioners = []
+    if backend == "xnnpack":
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        partitioners = [XnnpackPartitioner()]
+    edge = to_edge_transform_and_lower(
+        methods,
+        partitioner=partitioners,
+        compile_config=EdgeCompileConfig(_check_ir_validity=False),  # voxtral:: ops are not core ATen
+        constant_methods=metadata,
+    )
+    # Reinplacing turns the functional cache updates back into in-place writes.
+    return edge.to_executorch(ExecutorchBackendConfig(run_reinplace_pass=True)).buffer
+
+
+def export_stt(
+    checkpoint_dir: str | Path,
+    out_dir: str | Path,
+    options: SttExportOptions | None = None,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Exports the checkpoint to `out_dir` (created); returns the program path."""
+    options = options or SttExportOptions()
+    checkpoint_dir = check_checkpoint_dir(checkpoint_dir)
+    out_dir = Path(out_dir)
+    start = time.monotonic()
+
+    def step(message: str) -> None:
+        progress(f"[{time.monotonic() - start:7.1f}s] {message}")
+
+    audio = json.loads((checkpoint_dir / "tekken.json").read_text()).get("audio") or {}
+    step(f"loading {checkpoint_dir} (quantization: "
+         + ", ".join(f"{k} {v or 'none'}" for k, v in options.schemes.items()) + ")")
+    s = options.schemes
+    model = load_stt(
+        checkpoint_dir,
+        max_encoder_tokens=options.max_encoder_tokens,
+        max_decoder_tokens=options.max_decoder_tokens,
+        on_module_loaded=quantizer(s["encoder"], s["decoder"], s["embedding"]),
+    )
+    metadata = stt_metadata(
+        model.config, audio, max_encoder_tokens=options.max_encoder_tokens,
+        max_decoder_tokens=options.max_decoder_tokens, activations_bf16=False,
+    )  # fmt: skip
+    step("tracing encode and decode (torch.export)")
+    methods = export_methods(model, options)
+    step(f"lowering for {options.backend}")
+    program = lower(methods, metadata, options.backend)
+    del methods, model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pte = out_dir / PROGRAM_FILE
+    pte.write_bytes(program)
+    shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")
+    manifest = {
+        "model": "Voxtral-Mini-4B-Realtime-2602",
+        "source_checkpoint": str(checkpoint_dir.resolve()),
+        "program": PROGRAM_FILE,
+        "program_bytes": len(program),
+        "options": {k: v for k, v in asdict(options).items() if k != "schemes"},
+        "quantization": {k: str(v) if v else None for k, v in s.items()},
+        "metadata": metadata,
+        "export_seconds": round(time.monotonic() - start, 1),
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    step(f"wrote {pte} ({len(program) / 1e6:.1f} MB)")
+    return pte
