@@ -33,7 +33,8 @@ class _Fields:
     def int(self, key: str) -> int:
         value = self._get(key, (int,), "an integer")
         if value <= 0:
-            raise ParamsError(f"{self.file}: field '{self.path}.{key}' must be positive, got {value}")
+            where = f"{self.path}.{key}" if self.path else key
+            raise ParamsError(f"{self.file}: field '{where}' must be positive, got {value}")
         return value
 
     def float(self, key: str) -> float:

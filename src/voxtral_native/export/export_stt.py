@@ -111,17 +111,23 @@ def lower(methods: dict, metadata: dict, backend: str) -> bytes:
 
     partitioners = []
     if backend == "xnnpack":
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
+            XnnpackDynamicallyQuantizedPartitioner,
+            XnnpackPartitioner,
+        )
 
-        partitioners = [XnnpackPartitioner()]
+        # Dynamically quantized linears first, so the generic partitioner does not split them.
+        partitioners = [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
     edge = to_edge_transform_and_lower(
         methods,
         partitioner=partitioners,
         compile_config=EdgeCompileConfig(_check_ir_validity=False),  # voxtral:: ops are not core ATen
         constant_methods=metadata,
     )
-    # Reinplacing turns the functional cache updates back into in-place writes.
-    return edge.to_executorch(ExecutorchBackendConfig(run_reinplace_pass=True)).buffer
+    # Reinplacing turns the functional cache updates back into in-place writes; quant
+    # fusion turns dequantize + embedding into the quantized embedding kernels.
+    config = ExecutorchBackendConfig(run_reinplace_pass=True, do_quant_fusion_and_const_prop=True)
+    return edge.to_executorch(config).buffer
 
 
 def export_stt(

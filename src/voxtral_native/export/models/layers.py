@@ -43,11 +43,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
 
 
 def sinusoidal_embedding(t: torch.Tensor, dim: int, theta: float = 10000.0) -> torch.Tensor:
-    """[cos(t * f), sin(t * f)] with f_i = exp(-ln(theta) * i / (dim/2)): t [1] -> [dim]."""
+    """[cos(t * f), sin(t * f)] with f_i = exp(-ln(theta) * i / (dim/2)): t [1] -> [1, dim]
+    (2-D so that quantized linears, which expect a batch dimension, accept it)."""
     half = dim // 2
     inv_freq = torch.exp(-math.log(theta) * torch.arange(half, dtype=torch.float32) / half)
     angles = t.to(torch.float32).reshape(1) * inv_freq
-    return torch.cat((angles.cos(), angles.sin()))
+    return torch.cat((angles.cos(), angles.sin()))[None, :]
 
 
 class FeedForward(nn.Module):

@@ -124,7 +124,7 @@ class DecoderLayer(nn.Module):
 
     def forward(self, x, start_pos, cos, sin, t_cond):
         x = x + self.attention(self.attention_norm(x), start_pos, cos, sin)
-        scale = 1 + self.ada_rms_norm_t_cond(t_cond)  # [dim]
+        scale = 1 + self.ada_rms_norm_t_cond(t_cond)  # [1, dim]
         return x + self.feed_forward(self.ffn_norm(x) * scale)
 
 
