@@ -21,6 +21,47 @@ def _make_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    try:
+        from voxtral_native.export.export_stt import SttExportOptions, export_stt
+    except ImportError as e:
+        raise VoxtralError(f"exporting needs the [export] extra (pip install 'voxtral-native[export]'): {e}") from e
+
+    options = SttExportOptions(
+        backend=args.backend,
+        quant=args.quant,
+        encoder_quant=args.encoder_quant,
+        embedding_quant=args.embedding_quant,
+        dtype=args.dtype,
+        max_encoder_tokens=args.max_encoder_tokens,
+        max_decoder_tokens=args.max_decoder_tokens,
+    )
+    export_stt(Path(args.checkpoint), Path(args.out), options, progress=print)
+    return 0
+
+
+def _add_export_parser(sub) -> None:
+    ex = sub.add_parser(
+        "export",
+        help="export a Mistral checkpoint directory to a program for the runtime",
+        description="Export a Mistral-format checkpoint directory to an artifact directory "
+        "(model.pte, tekken.json, manifest.json). Quantization schemes: 4w, 8w, 8da4w, 8da8w for "
+        "linear layers and 4w, 8w for the embedding table, each optionally ':GROUP' "
+        "(group size; 0 = per channel; default 32 for 4-bit, 0 for 8-bit).",
+    )
+    ex.add_argument("model", choices=["stt"], help="stt: Voxtral-Mini-4B-Realtime-2602")
+    ex.add_argument("--checkpoint", required=True, metavar="DIR", help="Mistral checkpoint directory")
+    ex.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    ex.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack", help="(default: xnnpack)")
+    ex.add_argument("--quant", metavar="SCHEME", help="decoder linear layers and output head (default: none)")
+    ex.add_argument("--encoder-quant", metavar="SCHEME", help="encoder linear layers and adapter (default: none)")
+    ex.add_argument("--embedding-quant", metavar="SCHEME", help="token embedding table (default: none)")
+    ex.add_argument("--dtype", default="fp32", help="activation dtype (default: fp32; the only one supported yet)")
+    ex.add_argument("--max-encoder-tokens", type=int, default=32, help="80 ms audio tokens per encode call (default: 32)")
+    ex.add_argument("--max-decoder-tokens", type=int, default=64, help="positions per decode call (default: 64)")
+    ex.set_defaults(run=_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="voxtral-native",
@@ -46,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--size", choices=["tiny", "full"], default="tiny", help="model size (default: tiny)")
     mk.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same bytes (default: 0)")
     mk.set_defaults(run=_make_checkpoint)
+    _add_export_parser(sub)
     return parser
 
 

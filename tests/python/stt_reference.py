@@ -154,3 +154,17 @@ def load_hf_model(checkpoint_dir: str | Path, *, encoder_sliding_window: int | N
     model.load_state_dict(hf_state_dict(tensors, params), strict=True)
     model.tie_weights()
     return model.eval().requires_grad_(False)
+
+
+def reference_request(tekken_json: Path, wav: Path) -> tuple[list[int], "torch.Tensor"]:
+    """(prompt ids, log-mel [1, 128, 8n]) of mistral_common's offline transcription request
+    for `wav` (left/right padded per the stream schedule), mel by HF's feature extractor."""
+    from mistral_common.protocol.transcription.request import TranscriptionRequest
+    from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+    from transformers import VoxtralRealtimeFeatureExtractor
+
+    tokenizer = MistralTokenizer.from_file(str(tekken_json))
+    req = tokenizer.encode_transcription(TranscriptionRequest(audio=wav.read_bytes(), streaming="offline"))
+    (audio,) = req.audios
+    mel = VoxtralRealtimeFeatureExtractor()(audio.audio_array, sampling_rate=16000, return_tensors="pt").input_features
+    return req.tokens, mel

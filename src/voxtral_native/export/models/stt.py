@@ -39,7 +39,10 @@ class CausalConv(nn.Module):
         self.register_buffer("tail", torch.zeros(1, c_in, self.context), persistent=False)  # [1, C_in, k - s]
 
     def forward(self, x: torch.Tensor, stream_started: torch.Tensor) -> torch.Tensor:
-        padded = torch.cat([self.tail * stream_started, x], dim=-1)  # [1, C_in, ctx + F]
+        # where(), not a multiply: ExecuTorch does not initialize mutable buffers, and
+        # garbage * 0 is NaN when the garbage is NaN.
+        context = torch.where(stream_started, self.tail, torch.zeros_like(self.tail))
+        padded = torch.cat([context, x], dim=-1)  # [1, C_in, ctx + F]
         self.tail.copy_(padded[:, :, padded.shape[-1] - self.context :])
         return self.conv(padded)
 
@@ -80,7 +83,7 @@ class CausalWhisperEncoder(nn.Module):
     def forward(self, mel: torch.Tensor, start_frame: torch.Tensor) -> torch.Tensor:
         """mel [1, n_mels, F] (F even), start_frame [1] int64 (encoder frames so far)
         -> [1, F/2, dim]."""
-        started = (start_frame > 0).to(mel.dtype)
+        started = start_frame > 0  # [1] bool
         x = nn.functional.gelu(self.conv_layers[0](mel, started))
         x = nn.functional.gelu(self.conv_layers[1](x, started)).transpose(1, 2)  # [1, F/2, dim]
         cos, sin = rope_cos_sin(start_frame + torch.arange(x.shape[1]), self.head_dim, self.rope_theta)

@@ -1,0 +1,230 @@
+"""The exported speech-to-text program (run by ExecuTorch's runtime with libvoxtral's
+kernels) against the eager model, chunk by chunk and step by step; quantized exports;
+ring caches past their windows; metadata; the export CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import voxtral_native  # noqa: E402
+from stt_reference import reference_request  # noqa: E402
+from voxtral_native.export.checkpoint import load_stt  # noqa: E402
+from voxtral_native.export.export_stt import SttExportOptions, export_stt  # noqa: E402
+from voxtral_native.export.metadata import FORMAT_VERSION  # noqa: E402
+from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer  # noqa: E402
+
+voxtral_native.native()  # registers voxtral:: kernels with the ExecuTorch runtime
+
+DATA = Path(__file__).parents[1] / "data"
+MEL_PER_TOKEN = 8
+DELAY = torch.tensor([6.0])  # 480 ms
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_grad():
+    with torch.no_grad():
+        yield
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.float() - b.float()).norm() / b.float().norm())
+
+
+def load_methods(pte: Path):
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(str(pte))
+    return program.load_method("encode"), program.load_method("decode")
+
+
+@pytest.fixture(scope="module")
+def fp32_artifact(tiny_stt_dir, tmp_path_factory):
+    """Exported through the CLI, as a user would."""
+    out = tmp_path_factory.mktemp("stt-fp32")
+    r = subprocess.run(
+        [sys.executable, "-m", "voxtral_native", "export", "stt", "--checkpoint", str(tiny_stt_dir), "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "wrote" in r.stdout and "lowering for xnnpack" in r.stdout  # progress output
+    return out
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_stt_dir):
+    """Prompt ids and mel of the flite clip (5.2 s), padded per the stream schedule."""
+    return reference_request(tiny_stt_dir / "tekken.json", DATA / "speech_en_flite.wav")
+
+
+def test_artifact_directory(fp32_artifact, tiny_stt_dir):
+    assert sorted(p.name for p in fp32_artifact.iterdir()) == ["manifest.json", "model.pte", "tekken.json"]
+    assert (fp32_artifact / "tekken.json").read_bytes() == (tiny_stt_dir / "tekken.json").read_bytes()
+    manifest = json.loads((fp32_artifact / "manifest.json").read_text())
+    assert manifest["program_bytes"] == (fp32_artifact / "model.pte").stat().st_size
+    assert manifest["quantization"] == {"decoder": None, "encoder": None, "embedding": None}
+
+
+def test_metadata_constant_methods(fp32_artifact, tiny_stt_dir):
+    program = voxtral_native.native().Program.load(str(fp32_artifact / "model.pte"))
+    params = json.loads((tiny_stt_dir / "params.json").read_text())
+    assert program.constant_int("format_version") == FORMAT_VERSION
+    expected = {
+        "sample_rate": 16000, "hop_length": 160, "window_size": 400, "num_mel_bins": 128,
+        "mel_frames_per_token": 8, "samples_per_token": 1280, "encoder_frames_per_token": 4,
+        "default_delay_ms": 480, "n_left_pad_tokens": 32, "encoder_window": 750,
+        "decoder_window": params["sliding_window"], "dim": params["dim"], "vocab_size": 131072,
+        "max_encoder_tokens": 32, "max_decoder_tokens": 64, "lm_input_is_bf16": 0,
+    }  # fmt: skip
+    assert {k: program.constant_int(k) for k in expected} == expected
+    assert program.constant_double("global_log_mel_max") == 1.5
+    assert json.loads((fp32_artifact / "manifest.json").read_text())["metadata"]["format_version"] == FORMAT_VERSION
+
+
+def greedy_stream(encode, decode, mel: torch.Tensor, prompt: list[int], chunking: list[int]):
+    """The reference schedule through `encode(mel, start)` / `decode(embeds, ids, pos)`:
+    audio embeddings chunk by chunk, the prompt prefilled, then one step per audio token
+    with the previous token fed back. Returns (audio embeddings, per-step logits, tokens)."""
+    n_tokens = mel.shape[2] // MEL_PER_TOKEN
+    embeds, start = [], 0
+    for size in chunking * n_tokens:
+        size = min(size, n_tokens - start)
+        if size == 0:
+            break
+        chunk = mel[:, :, start * MEL_PER_TOKEN : (start + size) * MEL_PER_TOKEN].contiguous()
+        embeds.append(encode(chunk, torch.tensor([start])))
+        start += size
+    embeds = torch.cat(embeds, dim=1)
+    p = len(prompt)
+    logits, token = decode(embeds[:, :p].contiguous(), torch.tensor([prompt]), torch.tensor([0]))
+    steps, tokens = [logits], [int(token)]
+    for pos in range(p, n_tokens):
+        logits, token = decode(embeds[:, pos : pos + 1].contiguous(), torch.tensor([[tokens[-1]]]), torch.tensor([pos]))
+        steps.append(logits)
+        tokens.append(int(token))
+    return embeds, torch.cat(steps), tokens
+
+
+def eager_stream(model, mel, prompt, chunking):
+    def decode(embeds, ids, pos):
+        logits = model.decode(embeds, ids, pos, DELAY, last_only=True)[:, 0]
+        return logits, logits.argmax(-1)
+
+    return greedy_stream(model.encode, decode, mel, prompt, chunking)
+
+
+def program_stream(pte: Path, mel, prompt, chunking):
+    encode, decode = load_methods(pte)
+    return greedy_stream(
+        lambda m, s: encode.execute([m, s])[0],
+        lambda e, i, p: tuple(decode.execute([e, i, p, DELAY])),
+        mel, prompt, chunking,
+    )  # fmt: skip
+
+
+def test_fp32_program_matches_eager_chunk_by_chunk_and_step_by_step(fp32_artifact, tiny_stt_dir, clip):
+    prompt, mel = clip
+    model = load_stt(tiny_stt_dir, max_encoder_tokens=32)
+    ref_embeds, ref_logits, ref_tokens = eager_stream(model, mel, prompt, chunking=[32])
+    for chunking in ([1], [3, 1, 8, 32, 5]):  # one 80 ms token per call, and mixed sizes
+        embeds, logits, tokens = program_stream(fp32_artifact / "model.pte", mel, prompt, chunking)
+        assert (embeds - ref_embeds).abs().max() < 1e-4
+        assert (logits - ref_logits).abs().max() < 1e-4  # logits of the tiny model have std ~8
+        assert tokens == ref_tokens
+    assert len(ref_tokens) == mel.shape[2] // MEL_PER_TOKEN - len(prompt) + 1
+
+
+# Two exports cover every scheme: each linear scheme once, each embedding scheme once.
+QUANT_EXPORTS = {
+    "enc8da8w-dec4w-emb4w": dict(encoder_quant="8da8w", quant="4w", embedding_quant="4w"),
+    "enc8w-dec8da4w-emb8w": dict(encoder_quant="8w", quant="8da4w", embedding_quant="8w"),
+}
+# Measured on the tiny random model (relative L2 error vs the fp32 eager model, flite clip):
+# int8 weights stay within a few percent; int4 at group 32 on 32/64-wide layers loses more
+# (random weights have no outliers structure to exploit). Bounds leave ~1.5x headroom.
+QUANT_BOUNDS = {
+    "enc8da8w-dec4w-emb4w": dict(embeds=0.05, logits=0.35),
+    "enc8w-dec8da4w-emb8w": dict(embeds=0.03, logits=0.3),
+}
+
+
+@pytest.mark.parametrize("name", list(QUANT_EXPORTS))
+def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, clip, tmp_path):
+    options = QUANT_EXPORTS[name]
+    export_stt(tiny_stt_dir, tmp_path, SttExportOptions(**options), progress=lambda _: None)
+    prompt, mel = clip
+    embeds, logits, tokens = program_stream(tmp_path / "model.pte", mel, prompt, chunking=[4])
+
+    fp32 = load_stt(tiny_stt_dir, max_encoder_tokens=32)
+    fp32_embeds, fp32_logits, _ = eager_stream(fp32, mel, prompt, chunking=[32])
+    # The same quantized weights in eager PyTorch: the program must implement them faithfully.
+    hook = quantizer(
+        QuantScheme.parse(options["encoder_quant"]), QuantScheme.parse(options["quant"]),
+        QuantScheme.parse(options["embedding_quant"], EMBEDDING_SCHEMES),
+    )  # fmt: skip
+    quant = load_stt(tiny_stt_dir, max_encoder_tokens=32, on_module_loaded=hook)
+    q_embeds = torch.cat([quant.encode(mel[:, :, i : i + 256], torch.tensor([i // 8])) for i in range(0, mel.shape[2], 256)], 1)
+
+    print(f"{name}: embeds rel err {rel_err(embeds, fp32_embeds):.4f} (vs eager quantized {rel_err(embeds, q_embeds):.4f}),"
+          f" logits rel err {rel_err(logits, fp32_logits):.4f}")
+    assert rel_err(embeds, q_embeds) < 0.03  # dynamic activation quantization differs slightly
+    assert rel_err(embeds, fp32_embeds) < QUANT_BOUNDS[name]["embeds"]
+    assert rel_err(logits, fp32_logits) < QUANT_BOUNDS[name]["logits"]
+    assert len(tokens) == len(logits)
+
+
+@pytest.fixture(scope="module")
+def small_window_checkpoint(tiny_stt_dir, tmp_path_factory):
+    """The tiny checkpoint with windows small enough to wrap the rings many times."""
+    out = tmp_path_factory.mktemp("stt-small-window")
+    for f in tiny_stt_dir.iterdir():
+        if f.is_file():
+            shutil.copy(f, out / f.name)
+    params = json.loads((out / "params.json").read_text())
+    params["sliding_window"] = 12
+    params["multimodal"]["whisper_model_args"]["encoder_args"]["sliding_window"] = 20
+    (out / "params.json").write_text(json.dumps(params))
+    return out
+
+
+def test_ring_caches_past_their_windows_match_unwrapped_attention(small_window_checkpoint, clip, tmp_path):
+    """Program rings of window + max_tokens - 1 slots wrap many times over the clip; the
+    eager reference holds every position (no wrap) and masks to the same windows."""
+    options = SttExportOptions(max_encoder_tokens=2, max_decoder_tokens=40)
+    export_stt(small_window_checkpoint, tmp_path, options, progress=lambda _: None)
+    prompt, mel = clip
+    n_tokens = mel.shape[2] // MEL_PER_TOKEN
+    embeds, logits, tokens = program_stream(tmp_path / "model.pte", mel, prompt, chunking=[1, 2])
+
+    unwrapped = load_stt(small_window_checkpoint, max_encoder_tokens=n_tokens, max_decoder_tokens=n_tokens)
+    assert unwrapped.layers[0].attention.k_cache.shape[2] >= n_tokens  # never wraps
+    ref_embeds, ref_logits, ref_tokens = eager_stream(unwrapped, mel, prompt, chunking=[n_tokens])
+    assert n_tokens * 4 > 5 * 20 and n_tokens > 5 * 12  # both windows are passed several times
+    assert (embeds - ref_embeds).abs().max() < 1e-4
+    assert (logits - ref_logits).abs().max() < 1e-4
+    assert tokens == ref_tokens
+
+
+def test_export_rejects_bad_options(tiny_stt_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown quantization scheme 'int3'"):
+        SttExportOptions(quant="int3")
+    with pytest.raises(ValueError, match="group size"):
+        SttExportOptions(quant="8da4w:x")
+    with pytest.raises(ValueError, match="unknown quantization scheme '8da4w'"):
+        SttExportOptions(embedding_quant="8da4w")
+    with pytest.raises(ValueError, match="not supported yet"):
+        SttExportOptions(dtype="bf16")
+    with pytest.raises(ValueError, match="unknown backend"):
+        SttExportOptions(backend="tpu")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_stt(tmp_path / "nope", tmp_path / "out")
+    r = subprocess.run([sys.executable, "-m", "voxtral_native", "export", "stt", "--checkpoint", str(tiny_stt_dir),
+                        "--out", str(tmp_path / "o"), "--quant", "9w"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "unknown quantization scheme '9w'" in r.stderr and "Traceback" not in r.stderr
