@@ -34,5 +34,6 @@ auto without_gil(F&& f) {
 
 void register_status(py::module_& m);
 void register_program(py::module_& m);
+void register_tokenizer(py::module_& m);
 
 }  // namespace voxtral::python

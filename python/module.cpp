@@ -8,4 +8,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = voxtral::version();
   voxtral::python::register_status(m);
   voxtral::python::register_program(m);
+  voxtral::python::register_tokenizer(m);
 }

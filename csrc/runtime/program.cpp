@@ -74,7 +74,7 @@ struct Program::Impl {
 
   // The planned shape of each input is its upper bound (exact for static dims): a
   // clear error here instead of a failed resize deep in the runtime.
-  Status check_input_shapes(const std::string& method, const std::vector<FloatTensor>& inputs) {
+  Status check_input_shapes(const std::string& method, const std::vector<TensorView>& inputs) {
     auto meta = module->method_meta(method);
     if (!meta.ok()) return Status::Ok();  // execute() reports a missing method
     for (size_t i = 0; i < inputs.size() && i < meta->num_inputs(); ++i) {
@@ -147,15 +147,30 @@ Result<double> Program::constant_double(const std::string& name) {
   return Status(ErrorCode::kInvalidProgram, "constant '" + name + "' of '" + impl_->path + "' is not a number");
 }
 
-Result<std::vector<FloatTensor>> Program::run(const std::string& method, const std::vector<FloatTensor>& inputs) {
-  // Inputs are borrowed without copying; ExecuTorch only reads them.
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return "float32";
+    case DType::kInt64: return "int64";
+  }
+  return "unknown";
+}
+
+namespace {
+
+et::aten::ScalarType to_scalar_type(DType dtype) {
+  return dtype == DType::kInt64 ? et::aten::ScalarType::Long : et::aten::ScalarType::Float;
+}
+
+}  // namespace
+
+Result<std::vector<TensorView>> Program::execute(const std::string& method, const std::vector<TensorView>& inputs) {
   std::vector<et::extension::TensorPtr> tensors;
   std::vector<EValue> values;
   tensors.reserve(inputs.size());
   values.reserve(inputs.size());
+  auto meta = impl_->module->method_meta(method);
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const FloatTensor& in = inputs[i];
-    int64_t numel = 1;
+    const TensorView& in = inputs[i];
     std::vector<et::aten::SizesType> sizes;
     for (int64_t d : in.shape) {
       if (d < 0 || d > std::numeric_limits<et::aten::SizesType>::max()) {
@@ -163,43 +178,69 @@ Result<std::vector<FloatTensor>> Program::run(const std::string& method, const s
                                                        "' has an invalid shape " + shape_string(in.shape));
       }
       sizes.push_back(static_cast<et::aten::SizesType>(d));
-      numel *= d;
     }
-    if (static_cast<size_t>(numel) != in.data.size()) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "input " + std::to_string(i) + " of '" + method + "' has shape " + shape_string(in.shape) +
-                        " but " + std::to_string(in.data.size()) + " values");
+    if (in.data == nullptr && in.numel() > 0) {
+      return Status(ErrorCode::kInvalidArgument, "input " + std::to_string(i) + " of '" + method + "' has no data");
     }
-    tensors.push_back(et::extension::from_blob(const_cast<float*>(in.data.data()), std::move(sizes)));
+    if (meta.ok() && i < meta->num_inputs()) {
+      auto info = meta->input_tensor_meta(i);
+      if (info.ok() && info->scalar_type() != to_scalar_type(in.dtype)) {
+        return Status(ErrorCode::kInvalidArgument, "input " + std::to_string(i) + " of '" + method + "' is " +
+                                                       dtype_name(in.dtype) + "; the program takes dtype code " +
+                                                       std::to_string(static_cast<int>(info->scalar_type())));
+      }
+    }
+    // ExecuTorch only reads inputs; the const_cast is for its non-const API.
+    tensors.push_back(et::extension::from_blob(const_cast<void*>(in.data), std::move(sizes), to_scalar_type(in.dtype)));
     values.emplace_back(*tensors.back());
   }
   VOXTRAL_RETURN_IF_ERROR(impl_->check_input_shapes(method, inputs));
   VOXTRAL_ASSIGN_OR_RETURN(std::vector<EValue> out, impl_->execute(method, values));
 
-  std::vector<FloatTensor> result;
+  std::vector<TensorView> result;
   result.reserve(out.size());
   for (size_t i = 0; i < out.size(); ++i) {
-    const EValue& v = out[i];
-    FloatTensor t;
-    if (v.isTensor()) {
-      const auto& tensor = v.toTensor();
-      if (tensor.scalar_type() != et::aten::ScalarType::Float) {
-        return Status(ErrorCode::kInvalidProgram, "output " + std::to_string(i) + " of '" + method +
-                                                      "' is not float32 (dtype code " +
-                                                      std::to_string(static_cast<int>(tensor.scalar_type())) + ")");
-      }
-      for (auto d : tensor.sizes()) t.shape.push_back(d);
-      const float* p = tensor.const_data_ptr<float>();
-      t.data.assign(p, p + tensor.numel());
-    } else if (v.isDouble()) {
-      t.data = {static_cast<float>(v.toDouble())};
-    } else if (v.isInt()) {
-      t.data = {static_cast<float>(v.toInt())};
-    } else {
-      return Status(ErrorCode::kInvalidProgram,
-                    "output " + std::to_string(i) + " of '" + method + "' is neither a tensor nor a number");
+    if (!out[i].isTensor()) {
+      return Status(ErrorCode::kInvalidProgram, "output " + std::to_string(i) + " of '" + method + "' is not a tensor");
     }
-    result.push_back(std::move(t));
+    const auto& tensor = out[i].toTensor();
+    TensorView view;
+    if (tensor.scalar_type() == et::aten::ScalarType::Float) {
+      view.dtype = DType::kFloat32;
+    } else if (tensor.scalar_type() == et::aten::ScalarType::Long) {
+      view.dtype = DType::kInt64;
+    } else {
+      return Status(ErrorCode::kInvalidProgram, "output " + std::to_string(i) + " of '" + method +
+                                                    "' has unsupported dtype code " +
+                                                    std::to_string(static_cast<int>(tensor.scalar_type())));
+    }
+    view.data = tensor.const_data_ptr();
+    for (auto d : tensor.sizes()) view.shape.push_back(d);
+    result.push_back(std::move(view));
+  }
+  return result;
+}
+
+Result<std::vector<FloatTensor>> Program::run(const std::string& method, const std::vector<FloatTensor>& inputs) {
+  std::vector<TensorView> views;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const FloatTensor& in = inputs[i];
+    TensorView view = TensorView::f32(in.data.data(), in.shape);
+    if (view.numel() != static_cast<int64_t>(in.data.size())) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "input " + std::to_string(i) + " of '" + method + "' has shape " + shape_string(in.shape) +
+                        " but " + std::to_string(in.data.size()) + " values");
+    }
+    views.push_back(std::move(view));
+  }
+  VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out, execute(method, views));
+  std::vector<FloatTensor> result;
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].dtype != DType::kFloat32) {
+      return Status(ErrorCode::kInvalidProgram,
+                    "output " + std::to_string(i) + " of '" + method + "' is not float32 (use execute())");
+    }
+    result.push_back(FloatTensor{out[i].shape, std::vector<float>(out[i].f32(), out[i].f32() + out[i].numel())});
   }
   return result;
 }

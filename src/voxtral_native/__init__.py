@@ -25,6 +25,7 @@ __all__ = [
     "NotFoundError",
     "OutOfRangeError",
     "StateError",
+    "Tokenizer",
     "UnsupportedVersionError",
     "VoxtralError",
     "VoxtralIOError",
@@ -60,3 +61,11 @@ def cmake_dir() -> str:
     if not path.is_dir():
         raise NotFoundError(f"no CMake package at {path}: voxtral-native was not installed from a build")
     return str(path)
+
+
+def __getattr__(name: str):
+    # Native classes load on first access, so `import voxtral_native` works without the
+    # compiled module (and never imports torch).
+    if name == "Tokenizer":
+        return native().Tokenizer
+    raise AttributeError(f"module 'voxtral_native' has no attribute {name!r}")

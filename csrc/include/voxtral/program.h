@@ -29,6 +29,27 @@ struct FloatTensor {
   std::vector<float> data;  // product(shape) values
 };
 
+enum class DType : int { kFloat32 = 0, kInt64 = 1 };
+VOXTRAL_API const char* dtype_name(DType dtype);
+
+// A tensor that does not own its data: inputs borrow the caller's memory, outputs
+// point into the program's memory.
+struct TensorView {
+  DType dtype = DType::kFloat32;
+  const void* data = nullptr;
+  std::vector<int64_t> shape;
+
+  static TensorView f32(const float* data, std::vector<int64_t> shape) { return {DType::kFloat32, data, std::move(shape)}; }
+  static TensorView i64(const int64_t* data, std::vector<int64_t> shape) { return {DType::kInt64, data, std::move(shape)}; }
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  }
+  const float* f32() const { return static_cast<const float*>(data); }
+  const int64_t* i64() const { return static_cast<const int64_t*>(data); }
+};
+
 class VOXTRAL_API Program {
  public:
   // Memory-maps and verifies the program. NotFound if the file does not exist,
@@ -50,6 +71,11 @@ class VOXTRAL_API Program {
   // (scalar outputs become shape {}). InvalidArgument when the inputs do not match
   // the method's signature.
   Result<std::vector<FloatTensor>> run(const std::string& method, const std::vector<FloatTensor>& inputs);
+
+  // The zero-copy form used by the runners: inputs are read in place (float32 or int64,
+  // checked against the method's signature); outputs are views into the program's
+  // memory, valid until the next execute/run on this Program.
+  Result<std::vector<TensorView>> execute(const std::string& method, const std::vector<TensorView>& inputs);
 
  private:
   struct Impl;
