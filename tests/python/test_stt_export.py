@@ -46,16 +46,8 @@ def load_methods(pte: Path):
 
 
 @pytest.fixture(scope="module")
-def fp32_artifact(tiny_stt_dir, tmp_path_factory):
-    """Exported through the CLI, as a user would."""
-    out = tmp_path_factory.mktemp("stt-fp32")
-    r = subprocess.run(
-        [sys.executable, "-m", "voxtral_native", "export", "stt", "--checkpoint", str(tiny_stt_dir), "--out", str(out)],
-        capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "wrote" in r.stdout and "lowering for xnnpack" in r.stdout  # progress output
-    return out
+def fp32_artifact(tiny_stt_artifact):
+    return tiny_stt_artifact
 
 
 @pytest.fixture(scope="module")
@@ -141,17 +133,21 @@ def test_fp32_program_matches_eager_chunk_by_chunk_and_step_by_step(fp32_artifac
     assert len(ref_tokens) == mel.shape[2] // MEL_PER_TOKEN - len(prompt) + 1
 
 
-# Two exports cover every scheme: each linear scheme once, each embedding scheme once.
+# Two exports cover every supported scheme: each linear scheme on the encoder and on the
+# decoder, each embedding scheme once. (Weight-only linears, 4w / 8w, are refused: see
+# test_export_rejects_bad_options.)
 QUANT_EXPORTS = {
-    "enc8da8w-dec4w-emb4w": dict(encoder_quant="8da8w", quant="4w", embedding_quant="4w"),
-    "enc8w-dec8da4w-emb8w": dict(encoder_quant="8w", quant="8da4w", embedding_quant="8w"),
+    "enc8da8w-dec8da4w-emb4w": dict(encoder_quant="8da8w", quant="8da4w", embedding_quant="4w"),
+    "enc8da4w-dec8da8w-emb8w": dict(encoder_quant="8da4w", quant="8da8w", embedding_quant="8w"),
 }
-# Measured on the tiny random model (relative L2 error vs the fp32 eager model, flite clip):
-# int8 weights stay within a few percent; int4 at group 32 on 32/64-wide layers loses more
-# (random weights have no outliers structure to exploit). Bounds leave ~1.5x headroom.
+# Bounds on the relative L2 error against the fp32 eager model on the flite clip. Measured
+# on the tiny random model (2026-11-22): 8da8w encoder embeds 0.027; 8da4w encoder embeds
+# 0.29; logits 0.69 with an 8da4w decoder + 4w table, 0.17 with 8da8w + 8w. int4 at group
+# 32 on 32/64-wide random layers loses far more than on trained weights; the bounds keep
+# ~1.5x headroom. The program-vs-quantized-eager bounds below are the tight check.
 QUANT_BOUNDS = {
-    "enc8da8w-dec4w-emb4w": dict(embeds=0.05, logits=0.35),
-    "enc8w-dec8da4w-emb8w": dict(embeds=0.03, logits=0.3),
+    "enc8da8w-dec8da4w-emb4w": dict(embeds=0.05, logits=1.0),
+    "enc8da4w-dec8da8w-emb8w": dict(embeds=0.45, logits=0.26),
 }
 
 
@@ -170,11 +166,14 @@ def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, clip, tmp_pat
         QuantScheme.parse(options["embedding_quant"], EMBEDDING_SCHEMES),
     )  # fmt: skip
     quant = load_stt(tiny_stt_dir, max_encoder_tokens=32, on_module_loaded=hook)
-    q_embeds = torch.cat([quant.encode(mel[:, :, i : i + 256], torch.tensor([i // 8])) for i in range(0, mel.shape[2], 256)], 1)
+    q_embeds, q_logits, q_tokens = eager_stream(quant, mel, prompt, chunking=[32])
 
-    print(f"{name}: embeds rel err {rel_err(embeds, fp32_embeds):.4f} (vs eager quantized {rel_err(embeds, q_embeds):.4f}),"
-          f" logits rel err {rel_err(logits, fp32_logits):.4f}")
-    assert rel_err(embeds, q_embeds) < 0.03  # dynamic activation quantization differs slightly
+    print(f"{name}: vs fp32 eager: embeds {rel_err(embeds, fp32_embeds):.4f}, logits {rel_err(logits, fp32_logits):.4f};"
+          f" vs quantized eager: embeds {rel_err(embeds, q_embeds):.4f}, logits {rel_err(logits, q_logits):.4f}")
+    # The program implements the quantized model (the same int weights) faithfully; dynamic
+    # activation quantization rounds slightly differently in XNNPACK.
+    assert rel_err(embeds, q_embeds) < 0.03
+    assert rel_err(logits, q_logits) < 0.05
     assert rel_err(embeds, fp32_embeds) < QUANT_BOUNDS[name]["embeds"]
     assert rel_err(logits, fp32_logits) < QUANT_BOUNDS[name]["logits"]
     assert len(tokens) == len(logits)
@@ -217,6 +216,11 @@ def test_export_rejects_bad_options(tiny_stt_dir, tmp_path):
         SttExportOptions(quant="int3")
     with pytest.raises(ValueError, match="group size"):
         SttExportOptions(quant="8da4w:x")
+    for weight_only in ("4w", "8w:0"):
+        with pytest.raises(ValueError, match="weight-only linear quantization is disabled"):
+            SttExportOptions(quant=weight_only)
+        with pytest.raises(ValueError, match="weight-only"):
+            SttExportOptions(encoder_quant=weight_only)
     with pytest.raises(ValueError, match="unknown quantization scheme '8da4w'"):
         SttExportOptions(embedding_quant="8da4w")
     with pytest.raises(ValueError, match="not supported yet"):
@@ -228,3 +232,21 @@ def test_export_rejects_bad_options(tiny_stt_dir, tmp_path):
     r = subprocess.run([sys.executable, "-m", "voxtral_native", "export", "stt", "--checkpoint", str(tiny_stt_dir),
                         "--out", str(tmp_path / "o"), "--quant", "9w"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "unknown quantization scheme '9w'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_weight_only_linears_are_still_broken_upstream(tmp_path):
+    """Canary for WEIGHT_ONLY_BROKEN: ExecuTorch 1.5.1's XNNPACK lowering of torchao
+    weight-only linears ignores the scales. When this starts failing, upstream is fixed:
+    re-enable 4w / 8w in export_stt.py and cover them in QUANT_EXPORTS."""
+    from executorch.runtime import Runtime
+
+    from voxtral_native.export.export_stt import lower
+    from voxtral_native.export.quantize import quantize_module_
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96, bias=False)).eval().requires_grad_(False)
+    quantize_module_(model, QuantScheme.parse("8w"), torch.nn.Linear)
+    x = torch.randn(1, 5, 64)
+    (tmp_path / "lin.pte").write_bytes(lower({"forward": torch.export.export(model, (x,))}, {"v": 1}, "xnnpack"))
+    out = Runtime.get().load_program(str(tmp_path / "lin.pte")).load_method("forward").execute([x])[0]
+    assert rel_err(out, model(x)) > 10  # the int8 values come out unscaled
