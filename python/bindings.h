@@ -1,6 +1,7 @@
 // Shared by the binding files: Status/Result -> Python exceptions, in one place.
 #pragma once
 
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <utility>
@@ -32,8 +33,20 @@ auto without_gil(F&& f) {
   return f();
 }
 
+// Audio samples from Python: any array-like, converted to contiguous float32.
+using SampleArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Feeds a 1-D sample array to `target.feed(data, n)` with the GIL released.
+template <typename T>
+void feed_samples(T& target, const SampleArray& samples) {
+  if (samples.ndim() != 1) throw py::value_error("feed() takes a 1-D array of samples");
+  unwrap(without_gil([&] { return target.feed(samples.data(), static_cast<size_t>(samples.size())); }));
+}
+
 void register_status(py::module_& m);
 void register_program(py::module_& m);
+void register_log_mel(py::module_& m);
+void register_stt(py::module_& m);
 void register_tokenizer(py::module_& m);
 
 }  // namespace voxtral::python

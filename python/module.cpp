@@ -8,5 +8,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = voxtral::version();
   voxtral::python::register_status(m);
   voxtral::python::register_program(m);
+  voxtral::python::register_log_mel(m);
+  voxtral::python::register_stt(m);
   voxtral::python::register_tokenizer(m);
 }

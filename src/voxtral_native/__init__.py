@@ -26,6 +26,8 @@ __all__ = [
     "OutOfRangeError",
     "StateError",
     "Tokenizer",
+    "Transcriber",
+    "Transcript",
     "UnsupportedVersionError",
     "VoxtralError",
     "VoxtralIOError",
@@ -68,4 +70,8 @@ def __getattr__(name: str):
     # compiled module (and never imports torch).
     if name == "Tokenizer":
         return native().Tokenizer
+    if name in ("Transcriber", "Transcript", "Session", "Word", "Piece"):
+        from voxtral_native import transcriber
+
+        return getattr(transcriber, name)
     raise AttributeError(f"module 'voxtral_native' has no attribute {name!r}")

@@ -8,8 +8,10 @@
 #pragma once
 
 #include "voxtral/export.h"
+#include "voxtral/log_mel.h"
 #include "voxtral/program.h"
 #include "voxtral/status.h"
+#include "voxtral/stt.h"
 #include "voxtral/tokenizer.h"
 
 namespace voxtral {

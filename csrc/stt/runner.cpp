@@ -1,0 +1,61 @@
+// SttRunner: loads the program once to read and check its metadata, and the tokenizer.
+#include <filesystem>
+
+#include "stt/metadata.h"
+#include "stt/runner_impl.h"
+
+namespace voxtral {
+
+SttRunner::SttRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SttRunner::~SttRunner() = default;
+
+Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir, const SttOptions& options) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(model_dir, ec)) {
+    return Status(ErrorCode::kNotFound, "model directory '" + model_dir + "' does not exist");
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->program_path = (fs::path(model_dir) / "model.pte").string();
+  VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path));
+  VOXTRAL_ASSIGN_OR_RETURN(impl->metadata, stt::read_metadata(*program));
+  const std::string tekken = (fs::path(model_dir) / "tekken.json").string();
+  if (!fs::is_regular_file(tekken, ec)) {
+    return Status(ErrorCode::kNotFound, "model directory '" + model_dir + "' has no tekken.json (the tokenizer)");
+  }
+  VOXTRAL_ASSIGN_OR_RETURN(impl->tokenizer, Tokenizer::load(tekken));
+  if (impl->tokenizer->vocab_size() != impl->metadata.vocab_size) {
+    return Status(ErrorCode::kInvalidProgram, "tokenizer '" + tekken + "' has " +
+                                                  std::to_string(impl->tokenizer->vocab_size()) +
+                                                  " ids but the program's vocabulary has " +
+                                                  std::to_string(impl->metadata.vocab_size));
+  }
+  VOXTRAL_ASSIGN_OR_RETURN(impl->bos_id, impl->tokenizer->id_of("<s>"));
+  VOXTRAL_ASSIGN_OR_RETURN(impl->pad_id, impl->tokenizer->id_of("[STREAMING_PAD]"));
+
+  const int token_ms = impl->metadata.samples_per_token * 1000 / impl->metadata.sample_rate;  // 80
+  const int delay_ms = options.delay_ms == 0 ? impl->metadata.default_delay_ms : options.delay_ms;
+  const bool supported = delay_ms > 0 && delay_ms % token_ms == 0 && (delay_ms <= 1200 || delay_ms == 2400);
+  if (!supported) {
+    return Status(ErrorCode::kInvalidArgument, "unsupported delay " + std::to_string(delay_ms) +
+                                                   " ms: use a multiple of " + std::to_string(token_ms) +
+                                                   " ms from " + std::to_string(token_ms) + " to 1200, or 2400");
+  }
+  impl->delay_ms = delay_ms;
+  impl->delay_tokens = delay_ms / token_ms;
+  impl->prompt_len = 1 + impl->metadata.n_left_pad_tokens + impl->delay_tokens;
+  if (impl->prompt_len > impl->metadata.max_decoder_tokens) {
+    return Status(ErrorCode::kInvalidArgument, "delay " + std::to_string(delay_ms) + " ms makes a prompt of " +
+                                                   std::to_string(impl->prompt_len) + " positions; the program " +
+                                                   "prefills at most " +
+                                                   std::to_string(impl->metadata.max_decoder_tokens));
+  }
+  return std::shared_ptr<SttRunner>(new SttRunner(std::move(impl)));
+}
+
+const SttMetadata& SttRunner::metadata() const { return impl_->metadata; }
+const Tokenizer& SttRunner::tokenizer() const { return *impl_->tokenizer; }
+int SttRunner::delay_ms() const { return impl_->delay_ms; }
+int SttRunner::delay_tokens() const { return impl_->delay_tokens; }
+
+}  // namespace voxtral

@@ -1,0 +1,24 @@
+// SttRunner's state, shared with SttSession (immutable after load).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "voxtral/program.h"
+#include "voxtral/stt.h"
+#include "voxtral/tokenizer.h"
+
+namespace voxtral {
+
+struct SttRunner::Impl {
+  std::string program_path;
+  SttMetadata metadata;
+  std::unique_ptr<Tokenizer> tokenizer;
+  int bos_id = 0;
+  int pad_id = 0;
+  int delay_ms = 0;
+  int delay_tokens = 0;
+  int prompt_len = 0;  // BOS + STREAMING_PAD x (left pad + delay)
+};
+
+}  // namespace voxtral

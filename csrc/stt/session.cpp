@@ -1,0 +1,179 @@
+// SttSession: one stream through the reference schedule.
+//
+//   samples -> LogMel (streaming, global hop grid) -> 8 mel frames per audio token
+//   -> encode (up to max_encoder_tokens per call) -> audio embeddings [k, dim]
+//   -> decode: prefill positions 0..P-1 (BOS, STREAMING_PAD...) once P embeddings exist,
+//      then one position per new embedding, the previous token fed back.
+#include <cmath>
+#include <cstring>
+
+#include "stt/runner_impl.h"
+#include "voxtral/log_mel.h"
+
+namespace voxtral {
+
+struct SttSession::Impl {
+  std::shared_ptr<const SttRunner> runner;
+  const SttRunner::Impl* r = nullptr;  // runner->impl_, immutable
+  std::unique_ptr<Program> program;
+  std::unique_ptr<LogMel> mel;
+  StreamDecoder text;
+
+  std::vector<float> mel_chunk;    // [n_mels, frames] input of one encode call
+  std::vector<float> embeds;       // [k, dim] audio embeddings not yet decoded
+  int64_t encoded_tokens = 0;      // audio tokens encoded (the next encode's start_token)
+  int64_t next_pos = 0;            // next decoder position (0: prompt not yet prefilled)
+  int64_t prev_token = 0;
+  int64_t steps = 0;
+  int64_t samples = 0;             // real samples fed
+  bool started = false;
+  bool flushed = false;
+  const float delay = 0.f;
+  std::vector<TextPiece> pieces;
+
+  Impl(std::shared_ptr<const SttRunner> owner, const SttRunner::Impl* state)
+      : runner(std::move(owner)), r(state), text(*state->tokenizer), delay(static_cast<float>(state->delay_tokens)) {}
+
+  Status feed_zeros(int64_t n) {
+    std::vector<float> zeros(static_cast<size_t>(std::min<int64_t>(n, 1 << 16)), 0.f);
+    while (n > 0) {
+      const size_t k = static_cast<size_t>(std::min<int64_t>(n, static_cast<int64_t>(zeros.size())));
+      VOXTRAL_RETURN_IF_ERROR(mel->feed(zeros.data(), k));
+      n -= static_cast<int64_t>(k);
+    }
+    return Status::Ok();
+  }
+
+  // Encodes every complete audio token the frontend has frames for.
+  Status encode_ready() {
+    const SttMetadata& m = r->metadata;
+    const size_t per_token = static_cast<size_t>(m.mel_frames_per_token);
+    while (mel->frames_ready() >= per_token) {
+      const int64_t n = std::min<int64_t>(static_cast<int64_t>(mel->frames_ready() / per_token), m.max_encoder_tokens);
+      const size_t frames = static_cast<size_t>(n) * per_token;
+      mel_chunk.resize(static_cast<size_t>(m.num_mel_bins) * frames);
+      VOXTRAL_RETURN_IF_ERROR(mel->read_frames(frames, mel_chunk.data()));  // [n_mels, frames]
+      const int64_t start = encoded_tokens;
+      VOXTRAL_ASSIGN_OR_RETURN(
+          std::vector<TensorView> out,
+          program->execute("encode", {TensorView::f32(mel_chunk.data(), {1, m.num_mel_bins, static_cast<int64_t>(frames)}),
+                                      TensorView::i64(&start, {1})}));
+      if (out.empty() || out[0].dtype != DType::kFloat32 || out[0].numel() != n * m.dim) {
+        return Status(ErrorCode::kInvalidProgram, "'encode' returned an unexpected output");
+      }
+      embeds.insert(embeds.end(), out[0].f32(), out[0].f32() + out[0].numel());
+      encoded_tokens += n;
+    }
+    return Status::Ok();
+  }
+
+  Status decode_step(const float* audio, const std::vector<int64_t>& ids, int64_t pos) {
+    const SttMetadata& m = r->metadata;
+    const int64_t t = static_cast<int64_t>(ids.size());
+    VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
+                             program->execute("decode", {TensorView::f32(audio, {1, t, m.dim}), TensorView::i64(ids.data(), {1, t}),
+                                                         TensorView::i64(&pos, {1}), TensorView::f32(&delay, {1})}));
+    if (out.size() != 2 || out[1].dtype != DType::kInt64 || out[1].numel() != 1) {
+      return Status(ErrorCode::kInvalidProgram, "'decode' returned an unexpected output");
+    }
+    const int64_t token = out[1].i64()[0];
+    if (token < 0 || token >= m.vocab_size) {
+      return Status(ErrorCode::kInternal, "'decode' produced token id " + std::to_string(token) + " outside the vocabulary");
+    }
+    VOXTRAL_ASSIGN_OR_RETURN(std::string piece, text.push(static_cast<int>(token)));
+    const double token_s = static_cast<double>(m.samples_per_token) / m.sample_rate;
+    pieces.push_back(TextPiece{std::move(piece), static_cast<int>(token), steps, static_cast<double>(steps) * token_s});
+    ++steps;
+    prev_token = token;
+    return Status::Ok();
+  }
+
+  // Runs every decoder position whose audio embedding exists.
+  Status decode_ready() {
+    const int dim = r->metadata.dim;
+    const int64_t available = static_cast<int64_t>(embeds.size()) / dim;
+    int64_t used = 0;
+    if (next_pos == 0) {
+      if (available < r->prompt_len) return Status::Ok();
+      std::vector<int64_t> prompt(static_cast<size_t>(r->prompt_len), r->pad_id);
+      prompt[0] = r->bos_id;
+      VOXTRAL_RETURN_IF_ERROR(decode_step(embeds.data(), prompt, 0));
+      next_pos = used = r->prompt_len;
+    }
+    for (; used < available; ++used, ++next_pos) {
+      VOXTRAL_RETURN_IF_ERROR(decode_step(embeds.data() + used * dim, {prev_token}, next_pos));
+    }
+    embeds.erase(embeds.begin(), embeds.begin() + used * dim);  // memory stays flat
+    return Status::Ok();
+  }
+
+  Status start() {
+    if (started) return Status::Ok();
+    started = true;
+    // The reference prepends 32 tokens of silence: positions 0..31 pair with it.
+    return feed_zeros(static_cast<int64_t>(r->metadata.n_left_pad_tokens) * r->metadata.samples_per_token);
+  }
+};
+
+SttSession::SttSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+SttSession::~SttSession() = default;
+
+Result<std::unique_ptr<SttSession>> SttRunner::new_session() const {
+  auto impl = std::make_unique<SttSession::Impl>(shared_from_this(), impl_.get());
+  VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path));
+  const SttMetadata& m = impl_->metadata;
+  LogMelConfig config;
+  config.sample_rate = m.sample_rate;
+  config.n_fft = m.window_size;
+  config.hop_length = m.hop_length;
+  config.num_mel_bins = m.num_mel_bins;
+  config.global_log_mel_max = static_cast<float>(m.global_log_mel_max);
+  VOXTRAL_ASSIGN_OR_RETURN(LogMel mel, LogMel::create(config));
+  impl->mel = std::make_unique<LogMel>(std::move(mel));
+  return std::unique_ptr<SttSession>(new SttSession(std::move(impl)));
+}
+
+Status SttSession::feed(const float* samples, size_t n) {
+  Impl& s = *impl_;
+  if (s.flushed) return Status(ErrorCode::kFailedPrecondition, "feed() after flush(): start a new session");
+  if (n > 0 && samples == nullptr) return Status(ErrorCode::kInvalidArgument, "feed(): null samples");
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(samples[i])) {
+      return Status(ErrorCode::kInvalidArgument, "feed(): sample " + std::to_string(i) + " is not finite (NaN or inf)");
+    }
+  }
+  VOXTRAL_RETURN_IF_ERROR(s.start());
+  VOXTRAL_RETURN_IF_ERROR(s.mel->feed(samples, n));
+  s.samples += static_cast<int64_t>(n);
+  VOXTRAL_RETURN_IF_ERROR(s.encode_ready());
+  return s.decode_ready();
+}
+
+std::vector<TextPiece> SttSession::drain() {
+  std::vector<TextPiece> out;
+  out.swap(impl_->pieces);
+  return out;
+}
+
+Status SttSession::flush() {
+  Impl& s = *impl_;
+  if (s.flushed) return Status::Ok();
+  VOXTRAL_RETURN_IF_ERROR(s.start());
+  // The reference right pad: to a whole token, then delay + 1 + 10 tokens of silence, so
+  // the last words come out despite the delay.
+  const int64_t spt = s.r->metadata.samples_per_token;
+  const int64_t to_whole = (spt - s.samples % spt) % spt;
+  VOXTRAL_RETURN_IF_ERROR(s.feed_zeros(to_whole + (s.r->delay_tokens + 1 + 10) * spt));
+  VOXTRAL_RETURN_IF_ERROR(s.mel->finish());
+  VOXTRAL_RETURN_IF_ERROR(s.encode_ready());
+  VOXTRAL_RETURN_IF_ERROR(s.decode_ready());
+  std::string tail = s.text.flush();
+  if (!tail.empty()) s.pieces.push_back(TextPiece{std::move(tail), -1, s.steps, static_cast<double>(s.steps) * spt / s.r->metadata.sample_rate});
+  s.flushed = true;
+  return Status::Ok();
+}
+
+int64_t SttSession::samples_fed() const { return impl_->samples; }
+int64_t SttSession::steps() const { return impl_->steps; }
+
+}  // namespace voxtral

@@ -1,0 +1,65 @@
+#include <pybind11/numpy.h>
+#include <pybind11/stl.h>
+
+#include "bindings.h"
+#include "voxtral/stt.h"
+#include "voxtral/voxtral.h"
+
+namespace voxtral::python {
+
+void register_stt(py::module_& m) {
+  m.def("set_num_threads", [](int n) { unwrap(set_num_threads(n)); }, py::arg("num_threads"));
+  m.def("num_threads", &num_threads);
+
+  py::class_<SttRunner, std::shared_ptr<SttRunner>>(m, "SttRunner",
+                                                     "Loaded speech-to-text model (immutable, shareable).")
+      .def_static(
+          "load",
+          [](const std::string& model_dir, int delay_ms) {
+            SttOptions options;
+            options.delay_ms = delay_ms;
+            return unwrap(without_gil([&] { return SttRunner::load(model_dir, options); }));
+          },
+          py::arg("model_dir"), py::arg("delay_ms") = 0)
+      .def("new_session",
+           [](const SttRunner& r) { return unwrap(without_gil([&] { return r.new_session(); })); })
+      .def_property_readonly("delay_ms", &SttRunner::delay_ms)
+      .def_property_readonly("delay_tokens", &SttRunner::delay_tokens)
+      .def_property_readonly("metadata", [](const SttRunner& r) {
+        const SttMetadata& md = r.metadata();
+        py::dict d;
+        d["format_version"] = md.format_version;
+        d["sample_rate"] = md.sample_rate;
+        d["hop_length"] = md.hop_length;
+        d["window_size"] = md.window_size;
+        d["num_mel_bins"] = md.num_mel_bins;
+        d["global_log_mel_max"] = md.global_log_mel_max;
+        d["mel_frames_per_token"] = md.mel_frames_per_token;
+        d["samples_per_token"] = md.samples_per_token;
+        d["default_delay_ms"] = md.default_delay_ms;
+        d["n_left_pad_tokens"] = md.n_left_pad_tokens;
+        d["max_encoder_tokens"] = md.max_encoder_tokens;
+        d["max_decoder_tokens"] = md.max_decoder_tokens;
+        d["dim"] = md.dim;
+        d["vocab_size"] = md.vocab_size;
+        return d;
+      });
+
+  py::class_<SttSession>(m, "SttSession", "One audio stream (not thread-safe).")
+      .def(
+          "feed",
+          [](SttSession& s, const SampleArray& samples) { feed_samples(s, samples); },
+          py::arg("samples"), "Appends 16 kHz mono float32 samples and runs what they complete (GIL released).")
+      .def("drain",
+           [](SttSession& s) {
+             py::list out;
+             for (TextPiece& p : s.drain()) out.append(py::make_tuple(p.text, p.token_id, p.step, p.time_s));
+             return out;
+           },
+           "New pieces as (text, token_id, step, time_s) tuples.")
+      .def("flush", [](SttSession& s) { unwrap(without_gil([&] { return s.flush(); })); })
+      .def_property_readonly("samples_fed", &SttSession::samples_fed)
+      .def_property_readonly("steps", &SttSession::steps);
+}
+
+}  // namespace voxtral::python
