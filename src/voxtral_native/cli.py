@@ -40,6 +40,87 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transcribe(args: argparse.Namespace) -> int:
+    import json
+
+    from voxtral_native.transcriber import Transcriber
+
+    log = (lambda line: print(line, file=sys.stderr)) if not args.json else (lambda line: None)
+    transcriber = Transcriber(args.model, delay_ms=args.delay_ms, threads=args.threads, progress=log)
+    if args.mic:
+        return _transcribe_microphone(transcriber)
+    if not args.audio:
+        raise VoxtralError("give AUDIO files to transcribe, or --mic")
+    for path in args.audio:
+        if args.stream and not args.json:
+            from voxtral_native.audio import load_audio
+
+            samples = load_audio(path, None, transcriber.sample_rate)
+            chunk = transcriber.sample_rate // 10  # 100 ms, as a live source would deliver
+            for piece in transcriber.stream(samples[i : i + chunk] for i in range(0, len(samples), chunk)):
+                print(piece, end="", flush=True)
+            print()
+            continue
+        result = transcriber.transcribe(path)
+        if args.json:
+            print(json.dumps({
+                "file": str(path), "text": result.text, "tokens": result.tokens,
+                "words": [{"text": w.text, "start": round(w.start_s, 3), "end": round(w.end_s, 3)} for w in result.words],
+            }, ensure_ascii=False))  # fmt: skip
+        else:
+            print(result.text)
+    return 0
+
+
+def _transcribe_microphone(transcriber) -> int:
+    try:
+        import sounddevice
+    except ImportError as e:
+        raise VoxtralError(f"--mic needs sounddevice (pip install sounddevice): {e}") from None
+    except OSError as e:  # PortAudio missing
+        raise VoxtralError(f"--mic: no audio input available ({e})") from None
+    try:
+        sounddevice.check_input_settings(channels=1, samplerate=transcriber.sample_rate, dtype="float32")
+    except Exception as e:
+        raise VoxtralError(f"--mic: no usable input device ({e})") from None
+    import queue
+
+    blocks: queue.Queue = queue.Queue()
+    session = transcriber.session()
+    print("listening (Ctrl-C to stop)", file=sys.stderr)
+    with sounddevice.InputStream(channels=1, samplerate=transcriber.sample_rate, dtype="float32",
+                                 blocksize=transcriber.sample_rate // 10,
+                                 callback=lambda data, *_: blocks.put(data[:, 0].copy())):
+        try:
+            while True:
+                session.feed(blocks.get())
+                for piece in session.drain():
+                    print(piece.text, end="", flush=True)
+        except KeyboardInterrupt:
+            pass
+    for piece in session.flush():
+        print(piece.text, end="", flush=True)
+    print()
+    return 0
+
+
+def _add_transcribe_parser(sub) -> None:
+    tr = sub.add_parser(
+        "transcribe",
+        help="transcribe audio files or the microphone (speech-to-text)",
+        description="Transcribe audio with Voxtral-Mini-4B-Realtime-2602. MODEL is an exported directory, a "
+        "Mistral checkpoint directory (exported on first use and cached) or a Hugging Face repo id.",
+    )
+    tr.add_argument("audio", nargs="*", metavar="AUDIO", help="audio files (any format soundfile reads)")
+    tr.add_argument("--model", default="mistralai/Voxtral-Mini-4B-Realtime-2602", help="(default: %(default)s)")
+    tr.add_argument("--stream", action="store_true", help="print text as it is decoded")
+    tr.add_argument("--mic", action="store_true", help="transcribe the microphone live (needs sounddevice)")
+    tr.add_argument("--delay-ms", type=int, default=480, help="text delay: 80..1200 in steps of 80, or 2400 (default: 480)")
+    tr.add_argument("--threads", type=int, default=None, help="runtime threads (default: one per core)")
+    tr.add_argument("--json", action="store_true", help="one JSON object per file: text, tokens, words with times")
+    tr.set_defaults(run=_transcribe)
+
+
 def _add_export_parser(sub) -> None:
     ex = sub.add_parser(
         "export",
@@ -87,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--size", choices=["tiny", "full"], default="tiny", help="model size (default: tiny)")
     mk.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same bytes (default: 0)")
     mk.set_defaults(run=_make_checkpoint)
+    _add_transcribe_parser(sub)
     _add_export_parser(sub)
     return parser
 

@@ -227,3 +227,25 @@ def test_a_checkpoint_directory_is_exported_on_first_use_and_cached(tiny_stt_dir
 def test_an_unknown_model_name(tmp_path):
     with pytest.raises(errors.NotFoundError, match="not a directory"):
         Transcriber(str(tmp_path / "a" / "b" / "c"))
+
+
+def run_cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "voxtral_native", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_cli_transcribe_json_stream_and_mic(tiny_stt_artifact, offline):
+    import json
+
+    r = run_cli("transcribe", "--model", str(tiny_stt_artifact), "--json", str(CLIP))
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["tokens"] == offline.tokens and out["text"] == offline.text
+    r = run_cli("transcribe", "--model", str(tiny_stt_artifact), "--stream", str(CLIP))
+    assert r.returncode == 0 and r.stdout.rstrip("\n") == offline.text
+    r = run_cli("transcribe", "--model", str(tiny_stt_artifact), "--mic")
+    assert r.returncode == 2 and "--mic" in r.stderr and "Traceback" not in r.stderr  # no device / no sounddevice here
+    r = run_cli("transcribe", "--model", str(tiny_stt_artifact))
+    assert r.returncode == 2 and "give AUDIO files" in r.stderr
