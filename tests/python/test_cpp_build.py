@@ -32,14 +32,39 @@ def env_with_this_python() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("preset", ["xnnpack", "sanitize"])
-def test_ctest(preset, tmp_path):
-    build = tmp_path / preset
+def build_preset(preset: str, build: Path) -> Path:
     env = env_with_this_python()
     run(["cmake", "--preset", preset, "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"], cwd=ROOT, env=env)
     run(["cmake", "--build", str(build)], cwd=ROOT, env=env)
-    r = run(["ctest", "--test-dir", str(build), "--output-on-failure"], cwd=ROOT, env=env)
+    return build
+
+
+@pytest.fixture(scope="module")
+def release_build(tmp_path_factory):
+    return build_preset("xnnpack", tmp_path_factory.mktemp("build") / "xnnpack")
+
+
+def test_ctest(release_build):
+    r = run(["ctest", "--test-dir", str(release_build), "--output-on-failure"], cwd=ROOT)
     assert "100% tests passed" in r.stdout
+
+
+def test_ctest_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    build = build_preset("sanitize", tmp_path / "sanitize")
+    r = run(["ctest", "--test-dir", str(build), "--output-on-failure"], cwd=ROOT)
+    assert "100% tests passed" in r.stdout
+
+
+def test_cpp_command_line_program_transcribes_like_python(release_build, tiny_stt_artifact):
+    from voxtral_native.transcriber import Transcriber
+
+    clip = ROOT / "tests" / "data" / "speech_en_flite.wav"
+    expected = Transcriber(tiny_stt_artifact).transcribe(clip).text
+    exe = str(release_build / "csrc" / "voxtral-transcribe")
+    assert run([exe, str(tiny_stt_artifact), str(clip)]).stdout == expected + "\n"
+    assert run([exe, str(tiny_stt_artifact), str(clip), "--stream"]).stdout == expected + "\n"
+    bad = subprocess.run([exe, str(tiny_stt_artifact), str(ROOT / "README.md")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "not a WAV file" in bad.stderr
 
 
 def test_outside_consumer_builds_against_installed_package(tmp_path):
