@@ -4,7 +4,6 @@ outside program built against the installed CMake package."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,6 @@ import voxtral_native
 ROOT = Path(__file__).parents[2]
 TINY_PROGRAM = ROOT / "tests" / "data" / "tiny_linear.pte"
 
-pytestmark = pytest.mark.skipif(shutil.which("cmake") is None, reason="needs cmake (the [test] extra installs it)")
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:

@@ -20,8 +20,7 @@ from hypothesis import strategies as st
 
 from voxtral_native import _core, errors
 
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("torch")
+import transformers  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 TOL = 1e-4

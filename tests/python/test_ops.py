@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 import voxtral_native  # noqa: E402
 from voxtral_native.export import ops  # noqa: E402

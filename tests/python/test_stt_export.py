@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 import voxtral_native  # noqa: E402
 from stt_reference import reference_request  # noqa: E402

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import torch  # noqa: E402
 
 from stt_reference import hf_state_dict, load_hf_model  # noqa: E402
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import voxtral_native
 from voxtral_native import errors
 
-mc_tekken = pytest.importorskip("mistral_common.tokens.tokenizers.tekken")
+import mistral_common.tokens.tokenizers.tekken as mc_tekken  # noqa: E402
 from mistral_common.tokens.tokenizers.base import SpecialTokenPolicy
 
 Tekkenizer = mc_tekken.Tekkenizer

@@ -38,7 +38,7 @@ def offline(transcriber):
 def test_runner_tokens_equal_a_greedy_decode_of_the_eager_reference(offline, tiny_stt_dir):
     """Same weights, same schedule (mistral_common's request padding and prompt, HF's mel),
     greedy decoding of the eager PyTorch model: the same ids, step for step."""
-    torch = pytest.importorskip("torch")
+    import torch
     from stt_reference import reference_request
     from test_stt_export import eager_stream
 
@@ -201,7 +201,7 @@ def test_broken_model_directories(tiny_stt_artifact, tmp_path):
 
 
 def test_a_program_of_another_format_version_is_refused(tiny_stt_artifact, tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from executorch.exir import to_edge_transform_and_lower
 
     future = copy_artifact(tiny_stt_artifact, tmp_path / "future")
@@ -213,7 +213,6 @@ def test_a_program_of_another_format_version_is_refused(tiny_stt_artifact, tmp_p
 
 
 def test_a_checkpoint_directory_is_exported_on_first_use_and_cached(tiny_stt_dir, tmp_path, monkeypatch):
-    pytest.importorskip("torch")
     monkeypatch.setenv("VOXTRAL_NATIVE_CACHE", str(tmp_path / "cache"))
     lines: list[str] = []
     first = Transcriber(tiny_stt_dir, export_options={}, progress=lines.append)
