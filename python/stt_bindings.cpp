@@ -23,6 +23,9 @@ void register_stt(py::module_& m) {
           py::arg("model_dir"), py::arg("delay_ms") = 0)
       .def("new_session",
            [](const SttRunner& r) { return unwrap(without_gil([&] { return r.new_session(); })); })
+      .def(
+          "id_of", [](const SttRunner& r, const std::string& name) { return unwrap(r.tokenizer().id_of(name)); },
+          py::arg("name"), "Id of a control token of the runner's tokenizer ('[STREAMING_WORD]', ...).")
       .def_property_readonly("delay_ms", &SttRunner::delay_ms)
       .def_property_readonly("delay_tokens", &SttRunner::delay_tokens)
       .def_property_readonly("metadata", [](const SttRunner& r) {

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from voxtral_native.audio import load_audio, resample, to_mono_float32
+from voxtral_native.errors import NotFoundError
 
 
 @dataclass(frozen=True)
@@ -116,11 +117,9 @@ class Transcriber:
         self._word_token = self._special_id("[STREAMING_WORD]")
 
     def _special_id(self, name: str) -> int | None:
-        from voxtral_native import native
-
         try:
-            return native().Tokenizer.from_file(str(self.model_dir / "tekken.json")).id_of(name)
-        except (LookupError, ValueError):
+            return self._runner.id_of(name)
+        except NotFoundError:  # this tokenizer has no such token
             return None
 
     @property

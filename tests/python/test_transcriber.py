@@ -72,6 +72,13 @@ def test_stream_generator_yields_the_same_text(transcriber, clip_audio, offline)
     assert "".join(transcriber.stream(chunks)) == offline.text
 
 
+def test_control_token_ids_come_from_the_tokenizer(transcriber):
+    assert transcriber._runner.id_of("[STREAMING_WORD]") == 33
+    assert transcriber._runner.id_of("[STREAMING_PAD]") == 32
+    with pytest.raises(errors.NotFoundError, match=r"\[NOPE\]"):
+        transcriber._runner.id_of("[NOPE]")
+
+
 def test_transcript_fields(offline):
     assert offline.tokens and all(0 <= t < 131072 for t in offline.tokens)
     steps = [p.step for p in offline.pieces if p.token_id >= 0]
