@@ -8,6 +8,8 @@
 
 #include <executorch/extension/module/module.h>
 #include <executorch/extension/tensor/tensor.h>
+#include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/backend/options.h>
 
 #include "voxtral/voxtral.h"
 
@@ -46,6 +48,27 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+// XNNPACK packs each delegated weight into its own layout when a method loads. Without
+// its weights cache every loaded Program (one per session) holds its own packed copy, so
+// each extra session repeats the weights. With the cache on, packed weights are keyed by
+// their name in the program's data map and shared by every method and Program that uses
+// them (reference counted, freed with the last user). It is a process-wide backend option
+// that must be set before the first method loads. Builds without XNNPACK have no such
+// backend: nothing to share then, so NotFound is not an error.
+void share_packed_weights_once() {
+  static const bool done = [] {
+    et::runtime::BackendOptions<1> options;
+    options.set_option("weight_cache_enabled", true);
+    Error e = et::runtime::set_option("XnnpackBackend", options.view());
+    if (e != Error::Ok && e != Error::NotFound) {
+      std::fprintf(stderr, "voxtral: could not enable XNNPACK's weight cache (ExecuTorch error %s); "
+                   "each session will pack its own weights\n", et::runtime::to_string(e));
+    }
+    return true;
+  }();
+  (void)done;
 }
 
 }  // namespace
@@ -113,6 +136,7 @@ Result<std::unique_ptr<Program>> Program::load(const std::string& path) {
   if (!std::ifstream(path, std::ios::binary).good()) {
     return Status(ErrorCode::kNotFound, "program file '" + path + "' does not exist or cannot be read");
   }
+  share_packed_weights_once();
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   // Mmap: weights stay in the page cache, shared by every Program over the same file.
