@@ -1,5 +1,7 @@
-"""voxtral::ring_sdpa: the PyTorch reference against plain attention over the full history,
-and the C++ kernel (libvoxtral, through an exported program) against the reference."""
+"""voxtral:: custom ops. ring_sdpa: the PyTorch reference against plain attention over the
+full history, and the C++ kernel (libvoxtral, through an exported program) against the
+reference. linear_wq: the reference against torchao's dequantized weights, the C++ kernel
+against the reference."""
 
 from __future__ import annotations
 
@@ -101,3 +103,62 @@ def test_cpp_kernel_matches_reference_in_exported_program(window, chunk, tmp_pat
     with pytest.raises(voxtral_native.VoxtralError):
         program.run("forward", [q[:, :chunk].numpy(), k[:, :chunk].numpy(), v[:, :chunk].numpy(),
                                 torch.zeros(1).numpy()])
+
+
+class QuantLinear(torch.nn.Module):
+    def __init__(self, in_features: int, out_features: int, bias: bool, weight_dtype, group_size: int):
+        super().__init__()
+        from torchao.quantization import quantize_
+        from torchao.quantization.granularity import PerAxis, PerGroup
+        from torchao.quantization.quant_api import IntxWeightOnlyConfig
+
+        from voxtral_native.export.quantize import WeightOnlyLinear
+
+        linear = torch.nn.Sequential(torch.nn.Linear(in_features, out_features, bias=bias))
+        granularity = PerGroup(group_size) if group_size else PerAxis(0)
+        quantize_(linear, IntxWeightOnlyConfig(weight_dtype=weight_dtype, granularity=granularity))
+        self.torchao_weight = linear[0].weight.dequantize()  # independent dequantization
+        self.torchao_bias = linear[0].bias
+        self.linear = WeightOnlyLinear.from_torchao(linear[0])
+
+    def forward(self, x):
+        return self.linear(x)
+
+
+WQ_CASES = [(torch.int8, 0, True), (torch.int8, 32, False), (torch.int4, 32, True), (torch.int4, 0, False),
+            (torch.int4, 128, False)]
+
+
+@pytest.mark.parametrize(("weight_dtype", "group_size", "bias"), WQ_CASES)
+def test_linear_wq_reference_equals_torchao_dequantized_linear(weight_dtype, group_size, bias):
+    torch.manual_seed(0)
+    m = QuantLinear(256, 48, bias, weight_dtype, group_size)
+    x = torch.randn(3, 5, 256)
+    expected = torch.nn.functional.linear(x, m.torchao_weight, m.torchao_bias)
+    torch.testing.assert_close(m(x), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(("weight_dtype", "group_size", "bias"), WQ_CASES)
+def test_linear_wq_cpp_kernel_matches_reference(weight_dtype, group_size, bias, tmp_path):
+    """Through an exported program with a dynamic row count (1 row: a decoder step; 37: a
+    prefill), so the kernel resizes its output and handles M > 1."""
+    from executorch.exir import to_edge_transform_and_lower
+    from executorch.runtime import Runtime
+
+    torch.manual_seed(1)
+    m = QuantLinear(256, 72, bias, weight_dtype, group_size).eval()
+    rows = torch.export.Dim("rows", min=1, max=64)
+    with torch.no_grad():
+        exported = torch.export.export(m, (torch.randn(1, 4, 256),), dynamic_shapes={"x": {1: rows}})
+    (tmp_path / "wq.pte").write_bytes(to_edge_transform_and_lower(exported).to_executorch().buffer)
+    method = Runtime.get().load_program(str(tmp_path / "wq.pte")).load_method("forward")
+    for n in (1, 37, 64):
+        x = torch.randn(1, n, 256)
+        torch.testing.assert_close(method.execute([x])[0], m(x), atol=1e-4, rtol=1e-5)
+
+
+def test_int4_packing_round_trips():
+    q = torch.randint(-8, 8, (6, 40), dtype=torch.int8)
+    packed = ops.pack_int4(q)
+    assert packed.shape == (6, 20) and packed.dtype == torch.uint8
+    assert torch.equal(ops.unpack_int4(packed), q)

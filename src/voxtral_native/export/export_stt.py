@@ -35,9 +35,6 @@ from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quant
 BACKENDS = ("xnnpack", "portable")
 DTYPES = ("fp32",)
 PROGRAM_FILE = "model.pte"
-# Linear schemes whose lowered programs compute wrong results in executorch 1.5.1
-# (tests/python/test_stt_export.py keeps checking that they are refused).
-WEIGHT_ONLY_BROKEN = ("4w", "8w")
 
 
 @dataclass
@@ -62,13 +59,6 @@ class SttExportOptions:
         for name in ("max_encoder_tokens", "max_decoder_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        for flag, text in (("--quant", self.quant), ("--encoder-quant", self.encoder_quant)):
-            if text and QuantScheme.parse(text).name in WEIGHT_ONLY_BROKEN:
-                raise ValueError(
-                    f"{flag} {text}: weight-only linear quantization is disabled: ExecuTorch 1.5.1 lowers "
-                    "it to programs that ignore the weight scales (outputs ~1000x off, see "
-                    "docs/architecture.md); use 8da4w or 8da8w"
-                )
         self.schemes = {
             "decoder": QuantScheme.parse(self.quant) if self.quant else None,
             "encoder": QuantScheme.parse(self.encoder_quant) if self.encoder_quant else None,

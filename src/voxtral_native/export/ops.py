@@ -12,6 +12,14 @@ ring_sdpa(q, k_cache, v_cache, start_pos, window) -> out
     window   int: the query at p sees keys at positions (p - window, p]
     out      [B, T, Hq, D]
 The chunk's own keys are written to the cache before the call; S >= window + T - 1.
+
+linear_wq(x, qweight, scales, bias, bits, group_size) -> out    (weight-only quantized linear)
+    x        [..., K] float32
+    qweight  bits 8: [N, K] int8; bits 4: [N, K/2] uint8, element 2j in the low nibble and
+             2j+1 in the high nibble, each stored as q + 8 (q in [-8, 7])
+    scales   [N, K / group_size] float32; w[n, k] = q[n, k] * scales[n, k // group_size]
+    bias     [N] float32 or None
+    out      [..., N] = x @ w.T + bias
 """
 
 from __future__ import annotations
@@ -22,6 +30,11 @@ _lib = torch.library.Library("voxtral", "DEF")
 _lib.define("ring_sdpa(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, int window) -> Tensor")
 _lib.define(
     "ring_sdpa.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, int window, *, Tensor(a!) out)"
+    " -> Tensor(a!)"
+)
+_lib.define("linear_wq(Tensor x, Tensor qweight, Tensor scales, Tensor? bias, int bits, int group_size) -> Tensor")
+_lib.define(
+    "linear_wq.out(Tensor x, Tensor qweight, Tensor scales, Tensor? bias, int bits, int group_size, *, Tensor(a!) out)"
     " -> Tensor(a!)"
 )
 
@@ -74,3 +87,48 @@ def _ring_sdpa_out_fake(q, k_cache, v_cache, start_pos, window, *, out):
 
 def ring_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start_pos: torch.Tensor, window: int):
     return torch.ops.voxtral.ring_sdpa(q, k_cache, v_cache, start_pos, window)
+
+
+def unpack_int4(packed: torch.Tensor) -> torch.Tensor:
+    """[N, K/2] uint8 (two offset nibbles per byte) -> [N, K] int8 in [-8, 7]."""
+    low = (packed & 0x0F).to(torch.int8) - 8
+    high = (packed >> 4).to(torch.int8) - 8
+    return torch.stack((low, high), dim=-1).flatten(-2)
+
+
+def pack_int4(q: torch.Tensor) -> torch.Tensor:
+    """[N, K] integers in [-8, 7] -> [N, K/2] uint8, the layout linear_wq reads."""
+    u = (q.to(torch.int16) + 8).to(torch.uint8)
+    return u[..., 0::2] | (u[..., 1::2] << 4)
+
+
+def linear_wq_reference(x, qweight, scales, bias, bits: int, group_size: int) -> torch.Tensor:
+    q = qweight if bits == 8 else unpack_int4(qweight)
+    n, k = q.shape
+    w = (q.float().reshape(n, k // group_size, group_size) * scales.float()[..., None]).reshape(n, k)
+    return torch.nn.functional.linear(x, w.to(x.dtype), bias)
+
+
+@torch.library.impl(_lib, "linear_wq", "CompositeExplicitAutograd")
+def _linear_wq(x, qweight, scales, bias, bits, group_size):
+    return linear_wq_reference(x, qweight, scales, bias, bits, group_size)
+
+
+@torch.library.impl(_lib, "linear_wq.out", "CompositeExplicitAutograd")
+def _linear_wq_out(x, qweight, scales, bias, bits, group_size, *, out):
+    out.copy_(linear_wq_reference(x, qweight, scales, bias, bits, group_size))
+    return out
+
+
+@torch.library.register_fake("voxtral::linear_wq")
+def _linear_wq_fake(x, qweight, scales, bias, bits, group_size):
+    return x.new_empty((*x.shape[:-1], qweight.shape[0]))
+
+
+@torch.library.register_fake("voxtral::linear_wq.out")
+def _linear_wq_out_fake(x, qweight, scales, bias, bits, group_size, *, out):
+    return out
+
+
+def linear_wq(x, qweight, scales, bias, bits: int, group_size: int) -> torch.Tensor:
+    return torch.ops.voxtral.linear_wq(x, qweight, scales, bias, bits, group_size)
