@@ -125,8 +125,10 @@ class QuantLinear(torch.nn.Module):
         return self.linear(x)
 
 
+# Group sizes 8 (int8) and 16 (int4) take the kernel's portable path; the rest take its
+# AVX2 path where the CPU has it.
 WQ_CASES = [(torch.int8, 0, True), (torch.int8, 32, False), (torch.int4, 32, True), (torch.int4, 0, False),
-            (torch.int4, 128, False)]
+            (torch.int4, 128, False), (torch.int8, 8, True), (torch.int4, 16, False)]
 
 
 @pytest.mark.parametrize(("weight_dtype", "group_size", "bias"), WQ_CASES)

@@ -1,0 +1,115 @@
+"""Which decoder program shape is fastest per step? Full-width Voxtral decoder layers
+(random weights: speed does not depend on them), exported several ways, timed per
+1-token step through ExecuTorch's Python runtime with libvoxtral's kernels.
+
+    python benchmarks/stt_decoder_variants.py [--layers 2] [--steps 40] [--variants ...]
+
+Variants: quantization scheme x (dynamic: T in 1..64 like the `decode` method, or static
+T = 1). Prints the median ms per step per layer and the weight bytes per layer, so the
+effective weight bandwidth can be compared with the machine's copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+
+class Layers(nn.Module):
+    def __init__(self, n_layers: int, max_tokens: int):
+        super().__init__()
+        from voxtral_native.make_checkpoint.specs import stt_params
+
+        from voxtral_native.export.config import SttConfig
+        from voxtral_native.export.models.stt import DecoderLayer
+
+        config = SttConfig.from_params(stt_params("full"))
+        self.dim = config.decoder.dim
+        self.head_dim, self.theta = config.decoder.head_dim, config.decoder.rope_theta
+        self.layers = nn.ModuleList(DecoderLayer(config, max_tokens) for _ in range(n_layers))
+
+    def forward(self, x, start_pos, t_cond):
+        from voxtral_native.export.models.layers import rope_cos_sin
+
+        cos, sin = rope_cos_sin(start_pos + torch.arange(x.shape[1]), self.head_dim, self.theta)
+        for layer in self.layers:
+            x = layer(x, start_pos, cos, sin, t_cond)
+        return x
+
+
+def build(variant: str, n_layers: int, path: Path) -> int:
+    from voxtral_native.export.export_stt import lower
+    from voxtral_native.export.quantize import QuantScheme, quantize_module_
+
+    scheme, shape = variant.split("/")
+    torch.manual_seed(0)
+    model = Layers(n_layers, max_tokens=64).eval().requires_grad_(False)
+    for layer in model.layers:
+        nn.init.normal_(layer.ada_rms_norm_t_cond[2].weight, std=0.01)
+        quantize_module_(layer, QuantScheme.parse(scheme), nn.Linear)
+    x = torch.zeros(1, 2 if shape == "dynamic" else 1, model.dim)
+    dynamic = {"x": {1: torch.export.Dim("t", min=1, max=64)}, "start_pos": None, "t_cond": None}
+    with torch.no_grad():
+        exported = torch.export.export(
+            model, (x, torch.zeros(1, dtype=torch.long), torch.zeros(1, model.dim)),
+            dynamic_shapes=dynamic if shape == "dynamic" else None,
+        )  # fmt: skip
+    program = lower({"forward": exported}, {"n_layers": n_layers}, "xnnpack")
+    path.write_bytes(program)
+    return len(program)
+
+
+def time_steps(path: Path, dim: int, steps: int) -> list[float]:
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    x, t_cond = torch.randn(1, 1, dim), torch.randn(1, dim)
+    times = []
+    for pos in range(steps + 5):
+        t = time.perf_counter()
+        method.execute([x, torch.tensor([pos]), t_cond])
+        if pos >= 5:  # warm-up: first calls pack weights and fault pages in
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--variants", nargs="+",
+        default=["8da4w:32/dynamic", "8da4w:32/static", "8da4w:128/static", "4w:32/static", "4w:128/static"],
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    import voxtral_native
+
+    native = voxtral_native.native()  # registers voxtral:: kernels
+    if args.threads:
+        native.set_num_threads(args.threads)
+    print(f"{args.layers} full-width decoder layers, {args.steps} steps, threads {native.num_threads()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for variant in args.variants:
+            path = Path(tmp) / (variant.replace("/", "_").replace(":", "g") + ".pte")
+            t = time.perf_counter()
+            size = build(variant, args.layers, path)
+            export_s = time.perf_counter() - t
+            times = time_steps(path, 3072, args.steps)
+            ms = 1e3 * statistics.median(times) / args.layers
+            mb = size / 1e6 / args.layers
+            print(f"{variant:<18} {ms:7.2f} ms/step/layer  (p90 {1e3 * sorted(times)[int(0.9 * len(times))] / args.layers:6.2f})"
+                  f"  {mb:6.1f} MB/layer  {mb / ms:5.2f} GB/s  export {export_s:5.0f} s", flush=True)
+            path.unlink()
+
+
+if __name__ == "__main__":
+    main()
