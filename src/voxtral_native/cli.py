@@ -137,7 +137,8 @@ def _add_export_parser(sub) -> None:
     ex.add_argument("--quant", metavar="SCHEME", help="decoder linear layers and output head (default: none)")
     ex.add_argument("--encoder-quant", metavar="SCHEME", help="encoder linear layers and adapter (default: none)")
     ex.add_argument("--embedding-quant", metavar="SCHEME", help="token embedding table (default: none)")
-    ex.add_argument("--dtype", default="fp32", help="activation dtype (default: fp32; the only one supported yet)")
+    ex.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                    help="compute dtype of activations, KV caches and unquantized weights (default: fp32, the fastest on CPU)")
     ex.add_argument("--max-encoder-tokens", type=int, default=32, help="80 ms audio tokens per encode call (default: 32)")
     ex.add_argument("--max-decoder-tokens", type=int, default=64, help="positions per decode call (default: 64)")
     ex.set_defaults(run=_export)

@@ -33,7 +33,10 @@ from voxtral_native.export.models.stt import VoxtralRealtime
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer
 
 BACKENDS = ("xnnpack", "portable")
-DTYPES = ("fp32",)
+# Compute dtypes: weights that are not quantized, activations and KV caches. The program's
+# inputs and outputs stay float32 whatever the compute dtype (cast at its edges), so runners
+# need no conversion.
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PROGRAM_FILE = "model.pte"
 
 
@@ -43,7 +46,7 @@ class SttExportOptions:
     quant: str | None = None  # decoder linears (+ output head): 4w, 8w, 8da4w, 8da8w[:group]
     encoder_quant: str | None = None  # encoder linears (+ adapter)
     embedding_quant: str | None = None  # token table: 4w, 8w[:group]
-    dtype: str = "fp32"  # activations; only fp32 until the attention kernel has half types
+    dtype: str = "fp32"  # compute dtype (DTYPES): fp32, bf16, fp16
     max_encoder_tokens: int = 32  # audio tokens per encode call (offline batching: 2.56 s)
     max_decoder_tokens: int = 64  # positions per decode call (the prompt prefill: <= 1 + 32 + 30)
     schemes: dict = field(init=False, default_factory=dict)
@@ -52,10 +55,7 @@ class SttExportOptions:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend '{self.backend}' (expected one of {', '.join(BACKENDS)})")
         if self.dtype not in DTYPES:
-            raise ValueError(
-                f"dtype '{self.dtype}' is not supported yet (expected one of {', '.join(DTYPES)}): "
-                "the attention kernel is float32-only"
-            )
+            raise ValueError(f"unknown dtype '{self.dtype}' (expected one of {', '.join(DTYPES)})")
         for name in ("max_encoder_tokens", "max_decoder_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -67,21 +67,22 @@ class SttExportOptions:
 
 
 class _Encode(nn.Module):
-    def __init__(self, model: VoxtralRealtime):
+    def __init__(self, model: VoxtralRealtime, dtype: torch.dtype):
         super().__init__()
-        self.model = model
+        self.model, self.dtype = model, dtype
 
     def forward(self, mel: torch.Tensor, start_token: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(mel, start_token)
+        return self.model.encode(mel.to(self.dtype), start_token).float()
 
 
 class _Decode(nn.Module):
-    def __init__(self, model: VoxtralRealtime):
+    def __init__(self, model: VoxtralRealtime, dtype: torch.dtype):
         super().__init__()
-        self.model = model
+        self.model, self.dtype = model, dtype
 
     def forward(self, audio_embeds, token_ids, start_pos, delay_tokens):
-        logits = self.model.decode(audio_embeds, token_ids, start_pos, delay_tokens, last_only=True)[:, 0]  # [1, V]
+        x = audio_embeds.to(self.dtype)
+        logits = self.model.decode(x, token_ids, start_pos, delay_tokens, last_only=True)[:, 0].float()  # [1, V]
         return logits, torch.argmax(logits, dim=-1)
 
 
@@ -93,12 +94,12 @@ def export_methods(model: VoxtralRealtime, options: SttExportOptions) -> dict[st
     dim = cfg.decoder.dim
     with torch.no_grad():
         encode = torch.export.export(
-            _Encode(model),
+            _Encode(model, DTYPES[options.dtype]),
             (torch.zeros(1, cfg.num_mel_bins, 2 * mel_frames), torch.zeros(1, dtype=torch.long)),
             dynamic_shapes={"mel": {2: mel_frames * n}, "start_token": None},
         )
         decode = torch.export.export(
-            _Decode(model),
+            _Decode(model, DTYPES[options.dtype]),
             (torch.zeros(1, 2, dim), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, dtype=torch.long),
              torch.zeros(1)),
             dynamic_shapes={"audio_embeds": {1: t}, "token_ids": {1: t}, "start_pos": None, "delay_tokens": None},
@@ -146,11 +147,12 @@ def export_stt(
         progress(f"[{time.monotonic() - start:7.1f}s] {message}")
 
     audio = json.loads((checkpoint_dir / "tekken.json").read_text()).get("audio") or {}
-    step(f"loading {checkpoint_dir} (quantization: "
+    step(f"loading {checkpoint_dir} (dtype {options.dtype}; quantization: "
          + ", ".join(f"{k} {v or 'none'}" for k, v in options.schemes.items()) + ")")
     s = options.schemes
     model = load_stt(
         checkpoint_dir,
+        dtype=DTYPES[options.dtype],
         max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens,
         on_module_loaded=quantizer(s["encoder"], s["decoder"], s["embedding"]),

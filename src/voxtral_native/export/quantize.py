@@ -93,7 +93,8 @@ class WeightOnlyLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from voxtral_native.export import ops
 
-        return ops.linear_wq(x, self.qweight, self.scales, self.bias, self.bits, self.group_size)
+        # The kernel computes in float32 (a no-op cast for fp32 models).
+        return ops.linear_wq(x.float(), self.qweight, self.scales, self.bias, self.bits, self.group_size).to(x.dtype)
 
 
 def _replace_weight_only_linears_(module: nn.Module) -> None:

@@ -179,7 +179,7 @@ class VoxtralRealtime(nn.Module):
         [1, T, vocab] ([1, 1, vocab] with last_only: a prefill needs only its last position)."""
         cfg = self.config.decoder
         x = audio_embeds + self.embed_tokens(token_ids)
-        t_cond = sinusoidal_embedding(delay_tokens, cfg.dim)
+        t_cond = sinusoidal_embedding(delay_tokens, cfg.dim).to(x.dtype)
         cos, sin = rope_cos_sin(start_pos + torch.arange(x.shape[1]), cfg.head_dim, cfg.rope_theta)
         for layer in self.layers:
             x = layer(x, start_pos, cos, sin, t_cond)
