@@ -4,8 +4,8 @@
 
     python benchmarks/stt_decoder_variants.py [--layers 2] [--steps 40] [--variants ...]
 
-Variants: quantization scheme x (dynamic: T in 1..64 like the `decode` method, or static
-T = 1). Prints the median ms per step per layer and the weight bytes per layer, so the
+Variants: SCHEME/SHAPE[/DTYPE]: quantization scheme x (dynamic: T in 1..64 like the
+`decode` method, or static T = 1) x compute dtype (fp32 default, bf16, fp16). Prints the median ms per step per layer and the weight bytes per layer, so the
 effective weight bandwidth can be compared with the machine's copy bandwidth.
 """
 
@@ -44,21 +44,29 @@ class Layers(nn.Module):
         return x
 
 
+def parse_variant(variant: str) -> tuple[str, str, torch.dtype]:
+    """'8da4w:32/static/fp16' -> ('8da4w:32', 'static', torch.float16)."""
+    from voxtral_native.export.export_stt import DTYPES
+
+    scheme, shape, *rest = variant.split("/")
+    return scheme, shape, DTYPES[rest[0] if rest else "fp32"]
+
+
 def build(variant: str, n_layers: int, path: Path) -> int:
     from voxtral_native.export.export_stt import lower
     from voxtral_native.export.quantize import QuantScheme, quantize_module_
 
-    scheme, shape = variant.split("/")
+    scheme, shape, dtype = parse_variant(variant)
     torch.manual_seed(0)
-    model = Layers(n_layers, max_tokens=64).eval().requires_grad_(False)
+    model = Layers(n_layers, max_tokens=64).eval().requires_grad_(False).to(dtype)
     for layer in model.layers:
         nn.init.normal_(layer.ada_rms_norm_t_cond[2].weight, std=0.01)
         quantize_module_(layer, QuantScheme.parse(scheme), nn.Linear)
-    x = torch.zeros(1, 2 if shape == "dynamic" else 1, model.dim)
+    x = torch.zeros(1, 2 if shape == "dynamic" else 1, model.dim, dtype=dtype)
     dynamic = {"x": {1: torch.export.Dim("t", min=1, max=64)}, "start_pos": None, "t_cond": None}
     with torch.no_grad():
         exported = torch.export.export(
-            model, (x, torch.zeros(1, dtype=torch.long), torch.zeros(1, model.dim)),
+            model, (x, torch.zeros(1, dtype=torch.long), torch.zeros(1, model.dim, dtype=dtype)),
             dynamic_shapes=dynamic if shape == "dynamic" else None,
         )  # fmt: skip
     program = lower({"forward": exported}, {"n_layers": n_layers}, "xnnpack")
@@ -66,11 +74,11 @@ def build(variant: str, n_layers: int, path: Path) -> int:
     return len(program)
 
 
-def time_steps(path: Path, dim: int, steps: int) -> list[float]:
+def time_steps(path: Path, dim: int, steps: int, dtype: torch.dtype) -> list[float]:
     from executorch.runtime import Runtime
 
     method = Runtime.get().load_program(str(path)).load_method("forward")
-    x, t_cond = torch.randn(1, 1, dim), torch.randn(1, dim)
+    x, t_cond = torch.randn(1, 1, dim, dtype=dtype), torch.randn(1, dim, dtype=dtype)
     times = []
     for pos in range(steps + 5):
         t = time.perf_counter()
@@ -86,7 +94,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
-        "--variants", nargs="+",
+        "--variants", nargs="+", metavar="SCHEME/SHAPE[/DTYPE]",
         default=["8da4w:32/dynamic", "8da4w:32/static", "8da4w:128/static", "4w:32/static", "4w:128/static"],
     )  # fmt: skip
     args = parser.parse_args()
@@ -103,7 +111,7 @@ def main() -> None:
             t = time.perf_counter()
             size = build(variant, args.layers, path)
             export_s = time.perf_counter() - t
-            times = time_steps(path, 3072, args.steps)
+            times = time_steps(path, 3072, args.steps, parse_variant(variant)[2])
             ms = 1e3 * statistics.median(times) / args.layers
             mb = size / 1e6 / args.layers
             print(f"{variant:<18} {ms:7.2f} ms/step/layer  (p90 {1e3 * sorted(times)[int(0.9 * len(times))] / args.layers:6.2f})"

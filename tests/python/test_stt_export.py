@@ -17,7 +17,7 @@ import torch  # noqa: E402
 import voxtral_native  # noqa: E402
 from stt_reference import reference_request  # noqa: E402
 from voxtral_native.export.checkpoint import load_stt  # noqa: E402
-from voxtral_native.export.export_stt import SttExportOptions, export_stt  # noqa: E402
+from voxtral_native.export.export_stt import DTYPES, SttExportOptions, _Decode, _Encode, export_stt  # noqa: E402
 from voxtral_native.export.metadata import FORMAT_VERSION  # noqa: E402
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer  # noqa: E402
 
@@ -139,6 +139,7 @@ QUANT_EXPORTS = {
     "enc8da8w-dec8da4w-emb4w": dict(encoder_quant="8da8w", quant="8da4w", embedding_quant="4w"),
     "enc8da4w-dec8da8w-emb8w": dict(encoder_quant="8da4w", quant="8da8w", embedding_quant="8w"),
     "enc4w-dec8w-emb8w": dict(encoder_quant="4w:32", quant="8w", embedding_quant="8w"),
+    "fp16-enc4w-dec8da4w-emb4w": dict(encoder_quant="4w:32", quant="8da4w", embedding_quant="4w", dtype="fp16"),
 }
 # Bounds on the relative L2 error against the fp32 eager model on the flite clip. Measured
 # on the tiny random model (2026-11-22): 8da8w encoder embeds 0.027; 8da4w encoder embeds
@@ -146,12 +147,15 @@ QUANT_EXPORTS = {
 # 32 on 32/64-wide random layers loses far more than on trained weights; the bounds keep
 # ~1.5x headroom. The program-vs-quantized-eager bounds below are the tight check.
 # Weight-only (2026-12-01): 4w:32 encoder embeds 0.29, 8w decoder + 8w table logits 0.17.
+# fp16 with 4w:32 encoder, 8da4w decoder, 4w table: vs fp32 0.29, 0.69 (int4 dominates);
+# vs quantized eager fp16 0.0008, 0.0135.
 # Weight-only programs compute the same dequantized products as eager (no activation
 # rounding): they must match quantized eager to float summation order.
 QUANT_BOUNDS = {
     "enc8da8w-dec8da4w-emb4w": dict(embeds=0.05, logits=1.0, program=(0.03, 0.05)),
     "enc8da4w-dec8da8w-emb8w": dict(embeds=0.45, logits=0.26, program=(0.03, 0.05)),
     "enc4w-dec8w-emb8w": dict(embeds=0.45, logits=0.26, program=(1e-4, 1e-4)),
+    "fp16-enc4w-dec8da4w-emb4w": dict(embeds=0.45, logits=1.0, program=(0.01, 0.05)),
 }
 
 
@@ -164,13 +168,16 @@ def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, clip, tmp_pat
 
     fp32 = load_stt(tiny_stt_dir, max_encoder_tokens=32)
     fp32_embeds, fp32_logits, _ = eager_stream(fp32, mel, prompt, chunking=[32])
-    # The same quantized weights in eager PyTorch: the program must implement them faithfully.
+    # The same quantized weights in eager PyTorch (in the export's dtype): the program must
+    # implement them faithfully.
     hook = quantizer(
         QuantScheme.parse(options["encoder_quant"]), QuantScheme.parse(options["quant"]),
         QuantScheme.parse(options["embedding_quant"], EMBEDDING_SCHEMES),
     )  # fmt: skip
-    quant = load_stt(tiny_stt_dir, max_encoder_tokens=32, on_module_loaded=hook)
-    q_embeds, q_logits, q_tokens = eager_stream(quant, mel, prompt, chunking=[32])
+    dtype = DTYPES[options.get("dtype", "fp32")]
+    quant = load_stt(tiny_stt_dir, dtype=dtype, max_encoder_tokens=32, on_module_loaded=hook)
+    encode, decode = _Encode(quant, dtype), _Decode(quant, dtype)
+    q_embeds, q_logits, q_tokens = greedy_stream(encode, lambda e, i, p: decode(e, i, p, DELAY), mel, prompt, [32])
 
     print(f"{name}: vs fp32 eager: embeds {rel_err(embeds, fp32_embeds):.4f}, logits {rel_err(logits, fp32_logits):.4f};"
           f" vs quantized eager: embeds {rel_err(embeds, q_embeds):.4f}, logits {rel_err(logits, q_logits):.4f}")
@@ -198,8 +205,6 @@ HALF_BOUNDS = {
 def test_half_precision_programs_match_eager_in_the_same_dtype(dtype, tiny_stt_dir, clip, tmp_path):
     """Compute in bf16 / fp16 (weights, activations, KV caches; the ring attention kernel
     widens half rows to float32), float32 at the program's edges."""
-    from voxtral_native.export.export_stt import DTYPES, _Decode, _Encode
-
     export_stt(tiny_stt_dir, tmp_path, SttExportOptions(dtype=dtype), progress=lambda _: None)
     prompt, mel = clip
     embeds, logits, tokens = program_stream(tmp_path / "model.pte", mel, prompt, chunking=[1, 3])
@@ -260,6 +265,8 @@ def test_export_rejects_bad_options(tiny_stt_dir, tmp_path):
         SttExportOptions(embedding_quant="8da4w")
     with pytest.raises(ValueError, match="unknown dtype 'int8'"):
         SttExportOptions(dtype="int8")
+    with pytest.raises(ValueError, match="--encoder-quant 8da8w needs float32 or float16 activations"):
+        SttExportOptions(dtype="bf16", encoder_quant="8da8w")
     with pytest.raises(ValueError, match="unknown backend"):
         SttExportOptions(backend="tpu")
     with pytest.raises(FileNotFoundError, match="does not exist"):

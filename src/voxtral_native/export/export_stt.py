@@ -59,6 +59,12 @@ class SttExportOptions:
         for name in ("max_encoder_tokens", "max_decoder_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        for flag, text in (("--quant", self.quant), ("--encoder-quant", self.encoder_quant)):
+            if text and self.dtype == "bf16" and QuantScheme.parse(text).name.startswith("8da"):
+                raise ValueError(
+                    f"{flag} {text} needs float32 or float16 activations: XNNPACK's dynamically quantized "
+                    "linears have no bf16 form (use --dtype fp16 or fp32, or weight-only 4w / 8w with bf16)"
+                )
         self.schemes = {
             "decoder": QuantScheme.parse(self.quant) if self.quant else None,
             "encoder": QuantScheme.parse(self.encoder_quant) if self.encoder_quant else None,
