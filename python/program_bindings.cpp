@@ -32,6 +32,10 @@ void register_program(py::module_& m) {
           py::arg("path"))
       .def_property_readonly("path", &Program::path)
       .def("method_names", &Program::method_names)
+      .def(
+          "planned_memory_bytes",
+          [](Program& p, const std::string& method) { return unwrap(p.planned_memory_bytes(method)); },
+          py::arg("method"), "Bytes the runtime plans for the method when it loads (activations, state).")
       .def("has_method", &Program::has_method, py::arg("name"))
       .def(
           "constant_int", [](Program& p, const std::string& name) { return unwrap(p.constant_int(name)); },

@@ -28,6 +28,7 @@ void register_stt(py::module_& m) {
           py::arg("name"), "Id of a control token of the runner's tokenizer ('[STREAMING_WORD]', ...).")
       .def_property_readonly("delay_ms", &SttRunner::delay_ms)
       .def_property_readonly("delay_tokens", &SttRunner::delay_tokens)
+      .def_property_readonly("session_memory_bytes", &SttRunner::session_memory_bytes)
       .def_property_readonly("metadata", [](const SttRunner& r) {
         const SttMetadata& md = r.metadata();
         py::dict d;

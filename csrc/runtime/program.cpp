@@ -171,6 +171,21 @@ Result<double> Program::constant_double(const std::string& name) {
   return Status(ErrorCode::kInvalidProgram, "constant '" + name + "' of '" + impl_->path + "' is not a number");
 }
 
+Result<int64_t> Program::planned_memory_bytes(const std::string& method) {
+  if (!has_method(method)) {
+    return Status(ErrorCode::kNotFound, "program '" + impl_->path + "' has no method '" + method + "'");
+  }
+  auto meta = impl_->module->method_meta(method);
+  if (!meta.ok()) return from_executorch(meta.error(), "cannot read the plan of '" + method + "'");
+  int64_t total = 0;
+  for (size_t i = 0; i < meta->num_memory_planned_buffers(); ++i) {
+    auto size = meta->memory_planned_buffer_size(i);
+    if (!size.ok()) return from_executorch(size.error(), "cannot read the plan of '" + method + "'");
+    total += *size;
+  }
+  return total;
+}
+
 const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::kFloat32: return "float32";

@@ -19,6 +19,10 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
   impl->program_path = (fs::path(model_dir) / "model.pte").string();
   VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path));
   VOXTRAL_ASSIGN_OR_RETURN(impl->metadata, stt::read_metadata(*program));
+  for (const char* method : {"encode", "decode"}) {
+    VOXTRAL_ASSIGN_OR_RETURN(int64_t bytes, program->planned_memory_bytes(method));
+    impl->session_memory_bytes += bytes;
+  }
   const std::string tekken = (fs::path(model_dir) / "tekken.json").string();
   if (!fs::is_regular_file(tekken, ec)) {
     return Status(ErrorCode::kNotFound, "model directory '" + model_dir + "' has no tekken.json (the tokenizer)");
@@ -57,5 +61,6 @@ const SttMetadata& SttRunner::metadata() const { return impl_->metadata; }
 const Tokenizer& SttRunner::tokenizer() const { return *impl_->tokenizer; }
 int SttRunner::delay_ms() const { return impl_->delay_ms; }
 int SttRunner::delay_tokens() const { return impl_->delay_tokens; }
+int64_t SttRunner::session_memory_bytes() const { return impl_->session_memory_bytes; }
 
 }  // namespace voxtral

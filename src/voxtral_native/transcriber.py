@@ -126,6 +126,12 @@ class Transcriber:
     def delay_ms(self) -> int:
         return self._runner.delay_ms
 
+    @property
+    def session_memory_bytes(self) -> int:
+        """Memory each session (stream) plans: activations and state, mostly its KV caches.
+        The weights are shared by all sessions."""
+        return self._runner.session_memory_bytes
+
     def session(self) -> Session:
         return Session(self._runner.new_session(), self.sample_rate)
 

@@ -84,6 +84,9 @@ def test_program_errors_are_exceptions_not_crashes(tmp_path):
     p = core.Program.load(str(TINY_PROGRAM))
     with pytest.raises(errors.NotFoundError, match="no method 'nope'"):
         p.run("nope", [])
+    with pytest.raises(errors.NotFoundError, match="no method 'nope'"):
+        p.planned_memory_bytes("nope")
+    assert p.planned_memory_bytes("forward") > 0
     with pytest.raises(errors.InvalidArgumentError, match="takes 1 inputs, got 0"):
         p.run("forward", [])
     with pytest.raises(errors.InvalidArgumentError):

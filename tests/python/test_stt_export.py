@@ -202,10 +202,15 @@ HALF_BOUNDS = {
 
 
 @pytest.mark.parametrize("dtype", list(HALF_BOUNDS))
-def test_half_precision_programs_match_eager_in_the_same_dtype(dtype, tiny_stt_dir, clip, tmp_path):
+def test_half_precision_programs_match_eager_in_the_same_dtype(dtype, tiny_stt_dir, clip, fp32_artifact, tmp_path):
     """Compute in bf16 / fp16 (weights, activations, KV caches; the ring attention kernel
     widens half rows to float32), float32 at the program's edges."""
     export_stt(tiny_stt_dir, tmp_path, SttExportOptions(dtype=dtype), progress=lambda _: None)
+    native = voxtral_native.native()
+    for method in ("encode", "decode"):  # half caches and activations: about half the memory
+        fp32_bytes = native.Program.load(str(fp32_artifact / "model.pte")).planned_memory_bytes(method)
+        half_bytes = native.Program.load(str(tmp_path / "model.pte")).planned_memory_bytes(method)
+        assert 0.4 < half_bytes / fp32_bytes < 0.6, (method, half_bytes, fp32_bytes)
     prompt, mel = clip
     embeds, logits, tokens = program_stream(tmp_path / "model.pte", mel, prompt, chunking=[1, 3])
     assert embeds.dtype == logits.dtype == torch.float32

@@ -131,6 +131,8 @@ def test_extra_sessions_do_not_repeat_the_weights(transcriber, clip_audio):
         s.drain()
     per_session = (_rss_mb() - before) / len(sessions)
     assert per_session < 12, f"each extra session costs {per_session:.1f} MB"
+    # What a session plans (its pages are touched as the stream advances: the rings fill).
+    assert 0.5 < transcriber.session_memory_bytes / 2**20 < 12
 
 
 def test_other_rates_dtypes_and_channels_are_converted(transcriber, clip_audio):

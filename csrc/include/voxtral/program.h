@@ -67,6 +67,11 @@ class VOXTRAL_API Program {
   Result<int64_t> constant_int(const std::string& name);
   Result<double> constant_double(const std::string& name);
 
+  // Bytes of memory the runtime plans for `method` when it loads (activations and, for the
+  // stateful methods, their KV caches and other state): what each Program loading the
+  // method allocates. NotFound if there is no such method.
+  Result<int64_t> planned_memory_bytes(const std::string& method);
+
   // Runs `method` on float32 inputs; returns its outputs as float32 tensors
   // (scalar outputs become shape {}). InvalidArgument when the inputs do not match
   // the method's signature.

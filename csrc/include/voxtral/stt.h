@@ -75,9 +75,13 @@ class VOXTRAL_API SttRunner : public std::enable_shared_from_this<SttRunner> {
   static Result<std::shared_ptr<SttRunner>> load(const std::string& model_dir, const SttOptions& options = {});
   ~SttRunner();
 
-  // A new stream. Each session maps the program again (weights are shared through the
-  // page cache) and owns its state.
+  // A new stream. Each session maps the program again and owns its state; the weights are
+  // shared (the file through the page cache, XNNPACK's packed copies through its cache).
   Result<std::unique_ptr<SttSession>> new_session() const;
+
+  // Memory each session plans when it loads its methods: their activations and state (the
+  // ring KV caches dominate; the decoder's ring pages in as a stream reaches its window).
+  int64_t session_memory_bytes() const;
 
   const SttMetadata& metadata() const;
   const Tokenizer& tokenizer() const;
