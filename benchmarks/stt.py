@@ -9,7 +9,9 @@ Reports (medians over repeated runs; the machine is shared, so compare ratios on
     (Transcriber.transcribe): compute seconds / audio seconds;
   - latency from a chunk's arrival to its text: the compute time of feed() for that chunk
     (p50 / p95), plus the algorithmic delay (transcription delay + 2.5 ms mel look-ahead);
-  - resident memory after load and peak;
+  - resident memory after load and peak; the memory each session plans (mostly its KV
+    caches, paged in as a stream advances) and what a second session adds after 2 s of
+    audio (the weights, and XNNPACK's packed copies, are shared);
   - the memory-bandwidth bound of a decoder step: bytes the step must read (program weights
     of the decoder + the KV cache in use) over this machine's measured copy bandwidth.
 """
@@ -132,6 +134,12 @@ def main() -> None:
         latencies.append(time.perf_counter() - t)
     session.flush()
     streaming = time.perf_counter() - t0
+    before_second = rss_mb()
+    second = transcriber.session()
+    second.feed(audio[: 2 * rate])
+    second.drain()
+    second_session_mb = rss_mb() - before_second
+    del second
     t0 = time.perf_counter()
     transcriber.transcribe(audio, sample_rate=rate)
     offline = time.perf_counter() - t0
@@ -151,6 +159,8 @@ def main() -> None:
         "algorithmic_delay_ms": transcriber.delay_ms + 2.5,
         "rss_before_load_mb": start_rss,
         "rss_after_load_mb": loaded_rss,
+        "session_planned_mb": transcriber.session_memory_bytes / 1e6,
+        "second_session_rss_mb_after_2s": second_session_mb,
     }
     results.update(method_timings(args.model_dir, args.steps))
     bandwidth = copy_bandwidth_gbs()
