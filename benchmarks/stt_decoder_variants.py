@@ -1,12 +1,13 @@
 """Which decoder program shape is fastest per step? Full-width Voxtral decoder layers
-(random weights: speed does not depend on them), exported several ways, timed per
-1-token step through ExecuTorch's Python runtime with libvoxtral's kernels.
+(random weights: speed does not depend on them), exported several ways, timed per call
+through ExecuTorch's Python runtime with libvoxtral's kernels.
 
-    python benchmarks/stt_decoder_variants.py [--layers 2] [--steps 40] [--variants ...]
+    python benchmarks/stt_decoder_variants.py [--layers 2] [--steps 40] [--rows 1] [--variants ...]
 
 Variants: SCHEME/SHAPE[/DTYPE]: quantization scheme x (dynamic: T in 1..64 like the
-`decode` method, or static T = 1) x compute dtype (fp32 default, bf16, fp16). Prints the median ms per step per layer and the weight bytes per layer, so the
-effective weight bandwidth can be compared with the machine's copy bandwidth.
+`decode` method, called with --rows positions; or static T = 1) x compute dtype (fp32
+default, bf16, fp16). Prints the median ms per call per layer and the weight bytes per
+layer, so the effective weight bandwidth can be compared with the machine's copy bandwidth.
 """
 
 from __future__ import annotations
@@ -74,15 +75,15 @@ def build(variant: str, n_layers: int, path: Path) -> int:
     return len(program)
 
 
-def time_steps(path: Path, dim: int, steps: int, dtype: torch.dtype) -> list[float]:
+def time_steps(path: Path, dim: int, steps: int, dtype: torch.dtype, rows: int) -> list[float]:
     from executorch.runtime import Runtime
 
     method = Runtime.get().load_program(str(path)).load_method("forward")
-    x, t_cond = torch.randn(1, 1, dim, dtype=dtype), torch.randn(1, dim, dtype=dtype)
+    x, t_cond = torch.randn(1, rows, dim, dtype=dtype), torch.randn(1, dim, dtype=dtype)
     times = []
     for pos in range(steps + 5):
         t = time.perf_counter()
-        method.execute([x, torch.tensor([pos]), t_cond])
+        method.execute([x, torch.tensor([pos * rows]), t_cond])
         if pos >= 5:  # warm-up: first calls pack weights and fault pages in
             times.append(time.perf_counter() - t)
     return times
@@ -93,6 +94,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--rows", type=int, default=1,
+                        help="positions per call for dynamic variants (1: a decoder step; 32: a prefill)")
     parser.add_argument(
         "--variants", nargs="+", metavar="SCHEME/SHAPE[/DTYPE]",
         default=["8da4w:32/dynamic", "8da4w:32/static", "8da4w:128/static", "4w:32/static", "4w:128/static"],
@@ -104,14 +107,16 @@ def main() -> None:
     native = voxtral_native.native()  # registers voxtral:: kernels
     if args.threads:
         native.set_num_threads(args.threads)
-    print(f"{args.layers} full-width decoder layers, {args.steps} steps, threads {native.num_threads()}")
+    print(f"{args.layers} full-width decoder layers, {args.steps} steps, threads {native.num_threads()}, "
+          f"{args.rows} rows per call for dynamic variants (ms/step are per call)")
     with tempfile.TemporaryDirectory() as tmp:
         for variant in args.variants:
             path = Path(tmp) / (variant.replace("/", "_").replace(":", "g") + ".pte")
             t = time.perf_counter()
             size = build(variant, args.layers, path)
             export_s = time.perf_counter() - t
-            times = time_steps(path, 3072, args.steps, parse_variant(variant)[2])
+            scheme, shape, dtype = parse_variant(variant)
+            times = time_steps(path, 3072, args.steps, dtype, args.rows if shape == "dynamic" else 1)
             ms = 1e3 * statistics.median(times) / args.layers
             mb = size / 1e6 / args.layers
             print(f"{variant:<18} {ms:7.2f} ms/step/layer  (p90 {1e3 * sorted(times)[int(0.9 * len(times))] / args.layers:6.2f})"
