@@ -28,6 +28,8 @@
 #include <executorch/runtime/kernel/kernel_includes.h>
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
 
+#include "ops/vector_math.h"
+
 namespace voxtral::ops {
 
 namespace {
@@ -62,16 +64,7 @@ void linear_rows(const float* x, int64_t M, int64_t K, const int8_t* q8, const u
       }
     }
     for (int64_t m = 0; m < M; ++m) {
-      // 8 independent accumulators: a single one is a serial chain the compiler may not
-      // reorder without -ffast-math, so it would not vectorize.
-      const float* xm = x + m * K;
-      float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-      int64_t k = 0;
-      for (; k + 8 <= K; k += 8) {
-        for (int j = 0; j < 8; ++j) acc[j] += xm[k + j] * w_row[k + j];
-      }
-      float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-      for (; k < K; ++k) sum += xm[k] * w_row[k];
+      const float sum = dot(x + m * K, w_row, K);
       out[m * N + n] = sum + (bias != nullptr ? bias[n] : 0.f);
     }
   }

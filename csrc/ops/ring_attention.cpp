@@ -29,6 +29,8 @@
 #include <executorch/runtime/kernel/kernel_includes.h>
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
 
+#include "ops/vector_math.h"
+
 namespace voxtral::ops {
 
 namespace {
@@ -37,31 +39,6 @@ using executorch::aten::ScalarType;
 using executorch::aten::Tensor;
 using executorch::runtime::Error;
 using executorch::runtime::KernelRuntimeContext;
-
-// The two inner loops, built for AVX2+FMA as well as the baseline on x86-64 (the loader
-// picks one at run time), so a portable wheel still runs 8-wide where the CPU can.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VOXTRAL_MULTIVERSION __attribute__((target_clones("avx2,fma", "default")))
-#else
-#define VOXTRAL_MULTIVERSION
-#endif
-
-// Dot product with 8 independent accumulators: a single float accumulator is a serial
-// dependency chain the compiler may not reorder (no -ffast-math), so it would not vectorize.
-VOXTRAL_MULTIVERSION float dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-  int64_t d = 0;
-  for (; d + 8 <= n; d += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[d + j] * b[d + j];
-  }
-  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; d < n; ++d) sum += a[d] * b[d];
-  return sum;
-}
-
-VOXTRAL_MULTIVERSION void add_scaled(float w, const float* x, float* y, int64_t n) {
-  for (int64_t d = 0; d < n; ++d) y[d] += w * x[d];
-}
 
 // A row of D values as float32: float rows are used in place, half rows widened into `buf`.
 template <typename T>
