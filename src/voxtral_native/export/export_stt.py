@@ -113,6 +113,44 @@ def export_methods(model: VoxtralRealtime, options: SttExportOptions) -> dict[st
     return {"encode": encode, "decode": decode}
 
 
+def _memory_planning_pass():
+    """ExecuTorch's memory planning, minus a second copy of every mutated buffer.
+
+    In executorch 1.5.1 a buffer updated in place (the ring KV caches, the conv context) is
+    planned twice: once as the buffer, and once more for the graph output that returns it,
+    because the output node keeps its own spec of the in-place update while the planner
+    aliases only the update node itself onto the buffer. Nothing is ever written to that
+    second slot, but the runtime allocates and zero-fills it when a method loads: the full
+    model's sessions cost twice their KV caches (4.4 GB instead of 2.2). This points such
+    outputs at their buffer's spec before planning.
+    """
+    from executorch.exir.operator.convert import is_inplace_variant
+    from executorch.exir.passes import MemoryPlanningPass
+    from torch.fx import Node
+
+    def in_place(node) -> bool:
+        schema = getattr(node.target, "_schema", None)
+        return node.op == "call_function" and schema is not None and is_inplace_variant(schema.name, schema.overload_name)
+
+    class BuffersPlannedOnce(MemoryPlanningPass):
+        def run(self, graph_module, graph_signature=None):
+            output = graph_module.graph.output_node()
+            specs = output.meta.get("spec")
+            values = output.args[0]
+            if isinstance(specs, (list, tuple)) and isinstance(values, (list, tuple)) and len(specs) == len(values):
+                aliased = list(specs)
+                for i, value in enumerate(values):
+                    root = value
+                    while isinstance(root, Node) and in_place(root):
+                        root = root.args[0]  # in-place ops mutate their first argument
+                    if root is not value and isinstance(root, Node) and root.op == "placeholder":
+                        aliased[i] = root.meta["spec"]
+                output.meta["spec"] = type(specs)(aliased)
+            return super().run(graph_module, graph_signature)
+
+    return BuffersPlannedOnce()
+
+
 def lower(methods: dict, metadata: dict, backend: str) -> bytes:
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 
@@ -133,7 +171,9 @@ def lower(methods: dict, metadata: dict, backend: str) -> bytes:
     )
     # Reinplacing turns the functional cache updates back into in-place writes; quant
     # fusion turns dequantize + embedding into the quantized embedding kernels.
-    config = ExecutorchBackendConfig(run_reinplace_pass=True, do_quant_fusion_and_const_prop=True)
+    config = ExecutorchBackendConfig(
+        run_reinplace_pass=True, do_quant_fusion_and_const_prop=True, memory_planning_pass=_memory_planning_pass()
+    )
     return edge.to_executorch(config).buffer
 
 
