@@ -22,14 +22,12 @@ import torch
 from torch import nn
 
 
-
 class Layers(nn.Module):
     def __init__(self, n_layers: int, max_tokens: int):
         super().__init__()
-        from voxtral_native.make_checkpoint.specs import stt_params
-
         from voxtral_native.export.config import SttConfig
         from voxtral_native.export.models.stt import DecoderLayer
+        from voxtral_native.make_checkpoint.specs import stt_params
 
         config = SttConfig.from_params(stt_params("full"))
         self.dim = config.decoder.dim
@@ -115,7 +113,7 @@ def main() -> None:
             t = time.perf_counter()
             size = build(variant, args.layers, path)
             export_s = time.perf_counter() - t
-            scheme, shape, dtype = parse_variant(variant)
+            _, shape, dtype = parse_variant(variant)
             times = time_steps(path, 3072, args.steps, dtype, args.rows if shape == "dynamic" else 1)
             ms = 1e3 * statistics.median(times) / args.layers
             mb = size / 1e6 / args.layers

@@ -6,7 +6,6 @@ against the reference."""
 from __future__ import annotations
 
 import pytest
-
 import torch  # noqa: E402
 
 import voxtral_native  # noqa: E402

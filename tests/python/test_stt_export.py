@@ -193,7 +193,7 @@ def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, clip, tmp_pat
     dtype = DTYPES[options.get("dtype", "fp32")]
     quant = load_stt(tiny_stt_dir, dtype=dtype, max_encoder_tokens=32, on_module_loaded=hook)
     encode, decode = _Encode(quant, dtype), _Decode(quant, dtype)
-    q_embeds, q_logits, q_tokens = greedy_stream(encode, lambda e, i, p: decode(e, i, p, DELAY), mel, prompt, [32])
+    q_embeds, q_logits, _ = greedy_stream(encode, lambda e, i, p: decode(e, i, p, DELAY), mel, prompt, [32])
 
     print(f"{name}: vs fp32 eager: embeds {rel_err(embeds, fp32_embeds):.4f}, logits {rel_err(logits, fp32_logits):.4f};"
           f" vs quantized eager: embeds {rel_err(embeds, q_embeds):.4f}, logits {rel_err(logits, q_logits):.4f}")
