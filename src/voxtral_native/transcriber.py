@@ -10,14 +10,16 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from voxtral_native.audio import load_audio, resample, to_mono_float32
-from voxtral_native.errors import NotFoundError
+from voxtral_native.audio import load_audio, to_mono_float32
+from voxtral_native.errors import InvalidArgumentError, NotFoundError, StateError
 
 
 @dataclass(frozen=True)
@@ -70,25 +72,69 @@ def words_from_pieces(pieces: list[Piece], token_s: float, word_token: int | Non
 
 
 class Session:
-    """The pull API over one stream: feed(samples), drain() -> new pieces, flush()."""
+    """The pull API over one stream: feed(samples), drain() -> new pieces, flush().
+
+    Audio at another rate goes through one streaming resampler per session (soxr's
+    ResampleStream), so chunk edges leave no seams and no extra samples: a stream in any
+    chunking gets the samples of the whole clip resampled at once. A session is one stream:
+    a call while another thread is inside one raises StateError instead of racing.
+    """
 
     def __init__(self, native_session, sample_rate: int):
         self._session = native_session
         self.sample_rate = sample_rate
+        self._input_rate: int | None = None  # the rate of the first feed; fixed for the stream
+        self._resampler = None  # soxr.ResampleStream [input_rate -> sample_rate], or None
+        self._busy = threading.Lock()
+
+    @contextmanager
+    def _exclusive(self, what: str):
+        if not self._busy.acquire(blocking=False):
+            raise StateError(f"{what}: this session is in use by another thread (use one session per stream)")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def _resample(self, audio: np.ndarray, rate: int, last: bool) -> np.ndarray:
+        if self._input_rate is None:
+            if rate <= 0:
+                raise InvalidArgumentError(f"sample rate must be positive, got {rate}")
+            self._input_rate = rate
+            if rate != self.sample_rate:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(rate, self.sample_rate, 1, dtype="float32", quality="HQ")
+        elif rate != self._input_rate:
+            raise InvalidArgumentError(
+                f"this stream started at {self._input_rate} Hz; a chunk at {rate} Hz needs a new session"
+            )
+        if self._resampler is None:
+            return audio
+        return self._resampler.resample_chunk(audio, last=last)
 
     def feed(self, samples, sample_rate: int | None = None) -> None:
-        """Appends audio (float or int PCM, mono or [frames, channels]); the GIL is released
-        while the model runs."""
+        """Appends audio (float or int PCM, mono or [frames, channels]) at `sample_rate`
+        (default: the model's; one rate per stream); the GIL is released while the model runs."""
         audio = to_mono_float32(samples)
-        rate = sample_rate or self.sample_rate
-        self._session.feed(resample(audio, rate, self.sample_rate))
+        with self._exclusive("feed()"):
+            out = self._resample(audio, sample_rate or self.sample_rate, last=False)
+            if out.size:
+                self._session.feed(np.ascontiguousarray(out, dtype=np.float32))
 
     def drain(self) -> list[Piece]:
-        return [Piece(*p) for p in self._session.drain()]
+        with self._exclusive("drain()"):
+            return [Piece(*p) for p in self._session.drain()]
 
     def flush(self) -> list[Piece]:
-        """Ends the input and returns the remaining pieces."""
-        self._session.flush()
+        """Ends the input (the resampler's tail included) and returns the remaining pieces."""
+        with self._exclusive("flush()"):
+            if self._resampler is not None:
+                tail = self._resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+                self._resampler = None
+                if tail.size:
+                    self._session.feed(np.ascontiguousarray(tail, dtype=np.float32))
+            self._session.flush()
         return self.drain()
 
 
