@@ -115,7 +115,8 @@ def _add_transcribe_parser(sub) -> None:
     tr.add_argument("--model", default="mistralai/Voxtral-Mini-4B-Realtime-2602", help="(default: %(default)s)")
     tr.add_argument("--stream", action="store_true", help="print text as it is decoded")
     tr.add_argument("--mic", action="store_true", help="transcribe the microphone live (needs sounddevice)")
-    tr.add_argument("--delay-ms", type=int, default=480, help="text delay: 80..1200 in steps of 80, or 2400 (default: 480)")
+    tr.add_argument("--delay-ms", type=int, default=None,
+                    help="text delay: 80..1200 in steps of 80, or 2400 (default: the model's, 480 for the released one)")
     tr.add_argument("--threads", type=int, default=None, help="runtime threads (default: one per core)")
     tr.add_argument("--json", action="store_true", help="one JSON object per file: text, tokens, words with times")
     tr.set_defaults(run=_transcribe)

@@ -143,11 +143,13 @@ class Transcriber:
 
     model: an exported artifact directory, a Mistral checkpoint directory (exported on
     first use and cached) or a Hugging Face repo id. delay_ms: how far text lags the audio
-    (a multiple of 80 from 80 to 1200, or 2400). threads: runtime threads (default: one
+    (a multiple of 80 from 80 to 1200, or 2400; None: the program's default, 480 ms for the
+    released model). threads: runtime threads (default: one
     per core; process-wide).
     """
 
-    def __init__(self, model: str | os.PathLike = "mistralai/Voxtral-Mini-4B-Realtime-2602", delay_ms: int = 480,
+    def __init__(self, model: str | os.PathLike = "mistralai/Voxtral-Mini-4B-Realtime-2602",
+                 delay_ms: int | None = None,
                  threads: int | None = None, *, export_options: dict | None = None, progress=print):
         from voxtral_native import native
         from voxtral_native.models import resolve_model
@@ -156,7 +158,7 @@ class Transcriber:
         if threads is not None:
             core.set_num_threads(threads)
         self.model_dir: Path = resolve_model(model, export_options, progress)
-        self._runner = core.SttRunner.load(str(self.model_dir), delay_ms)
+        self._runner = core.SttRunner.load(str(self.model_dir), 0 if delay_ms is None else delay_ms)
         meta = self._runner.metadata
         self.sample_rate: int = meta["sample_rate"]
         self._token_s = meta["samples_per_token"] / self.sample_rate
