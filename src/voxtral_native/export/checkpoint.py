@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from voxtral_native.errors import InvalidModelError
 from voxtral_native.export.config import SttConfig
 from voxtral_native.export.models.stt import VoxtralRealtime
 
@@ -22,8 +23,8 @@ WEIGHTS_FILE = "consolidated.safetensors"
 REQUIRED_FILES = ("params.json", WEIGHTS_FILE, "tekken.json")
 
 
-class CheckpointError(ValueError):
-    """The checkpoint directory does not match what params.json describes."""
+class CheckpointError(InvalidModelError):
+    """The checkpoint directory is unreadable or does not match what params.json describes."""
 
 
 def check_checkpoint_dir(path: str | Path) -> Path:
@@ -48,6 +49,15 @@ def load_state_into(
     `on_module_loaded(name, module)` runs after each top-level block (e.g. `layers.3`) is
     complete, so callers can quantize it before the next one is read.
     """
+    from safetensors import SafetensorError
+
+    try:
+        _load_tensors(model, weights, dtype, on_module_loaded)
+    except SafetensorError as e:  # truncated, corrupt or not a safetensors file at all
+        raise CheckpointError(f"{weights} is not a readable safetensors file ({e}); download it again") from None
+
+
+def _load_tensors(model, weights, dtype, on_module_loaded) -> None:
     from safetensors import safe_open
 
     expected = dict(model.named_parameters())

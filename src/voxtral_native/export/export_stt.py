@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from voxtral_native.export.checkpoint import check_checkpoint_dir, load_stt
-from voxtral_native.export.metadata import stt_metadata
+from voxtral_native.export.metadata import stt_metadata, tekken_audio_settings
 from voxtral_native.export.models.stt import VoxtralRealtime
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer
 
@@ -192,7 +192,7 @@ def export_stt(
     def step(message: str) -> None:
         progress(f"[{time.monotonic() - start:7.1f}s] {message}")
 
-    audio = json.loads((checkpoint_dir / "tekken.json").read_text()).get("audio") or {}
+    audio = tekken_audio_settings(checkpoint_dir / "tekken.json")
     step(f"loading {checkpoint_dir} (dtype {options.dtype}; quantization: "
          + ", ".join(f"{k} {v or 'none'}" for k, v in options.schemes.items()) + ")")
     s = options.schemes

@@ -7,10 +7,34 @@ Bump FORMAT_VERSION whenever a method's signature or a constant's meaning change
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from voxtral_native.errors import InvalidModelError
 from voxtral_native.export.config import SttConfig
 
 FORMAT_VERSION = 1
 MODEL_STT = 1  # `model_kind`: Voxtral Realtime (speech-to-text)
+
+
+# tekken.json's `audio` block: the stream schedule. Required: a tokenizer without them is
+# not the realtime model's, and guessing would silently mis-time every stream.
+STT_AUDIO_SETTINGS = ("transcription_delay_ms", "streaming_n_left_pad_tokens")
+
+
+def tekken_audio_settings(path: Path) -> dict:
+    """The `audio` block of a checkpoint's tekken.json, with the settings the stream needs."""
+    try:
+        tekken = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidModelError(f"{path} is not valid JSON ({e})") from None
+    audio = tekken.get("audio") if isinstance(tekken, dict) else None
+    if not isinstance(audio, dict):
+        raise InvalidModelError(f"{path} has no 'audio' block: not the tokenizer of a Voxtral speech model")
+    missing = [k for k in STT_AUDIO_SETTINGS if not isinstance(audio.get(k), (int, float))]
+    if missing:
+        raise InvalidModelError(f"{path}: the 'audio' block lacks {', '.join(missing)} (the stream schedule)")
+    return audio
 
 
 def stt_metadata(
@@ -31,8 +55,8 @@ def stt_metadata(
         "mel_frames_per_token": mel_frames_per_token,
         "samples_per_token": mel_frames_per_token * config.hop_length,
         "encoder_frames_per_token": config.downsample_factor,
-        "default_delay_ms": int(audio.get("transcription_delay_ms", 480)),
-        "n_left_pad_tokens": int(audio.get("streaming_n_left_pad_tokens", 32)),
+        "default_delay_ms": int(audio["transcription_delay_ms"]),
+        "n_left_pad_tokens": int(audio["streaming_n_left_pad_tokens"]),
         # methods: encode(mel, start_token), decode(audio_embeds, token_ids, start_pos, delay_tokens)
         "max_encoder_tokens": max_encoder_tokens,
         "max_decoder_tokens": max_decoder_tokens,
