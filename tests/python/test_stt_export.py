@@ -209,11 +209,14 @@ def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, clip, tmp_pat
 
 # Measured on the tiny random model (2026-12-01), relative L2 errors (embeds, logits):
 # bf16 program vs eager bf16 0.035, 0.019, vs fp32 0.034, 0.018; fp16 0.0011, 0.0010 and
-# 0.0011, 0.0009; greedy tokens equal to eager in the same dtype (76/76) for both. Bounds
-# keep ~1.5-3x headroom.
+# 0.0011, 0.0009; greedy tokens equal to eager in the same dtype (76/76) for both. On a CI
+# machine fp16 measured 0.0052: XNNPACK runs fp16 GEMMs with fp16 arithmetic where the CPU has
+# it (AVX512-FP16, Arm fp16) and through float32 elsewhere, so the error depends on the CPU.
+# The bounds follow each format's precision instead: bf16 (8 mantissa bits) ~0.06, fp16
+# (11 bits, 8x finer) 0.06 / 8 ~ 0.008, about 1.5x the worst measured.
 HALF_BOUNDS = {
     "bf16": dict(same_dtype=(0.06, 0.04), fp32=(0.06, 0.04)),
-    "fp16": dict(same_dtype=(0.003, 0.003), fp32=(0.003, 0.003)),
+    "fp16": dict(same_dtype=(0.008, 0.008), fp32=(0.008, 0.008)),
 }
 
 
