@@ -29,25 +29,20 @@ void register_stt(py::module_& m) {
       .def_property_readonly("delay_ms", &SttRunner::delay_ms)
       .def_property_readonly("delay_tokens", &SttRunner::delay_tokens)
       .def_property_readonly("session_memory_bytes", &SttRunner::session_memory_bytes)
-      .def_property_readonly("metadata", [](const SttRunner& r) {
-        const SttMetadata& md = r.metadata();
-        py::dict d;
-        d["format_version"] = md.format_version;
-        d["sample_rate"] = md.sample_rate;
-        d["hop_length"] = md.hop_length;
-        d["window_size"] = md.window_size;
-        d["num_mel_bins"] = md.num_mel_bins;
-        d["global_log_mel_max"] = md.global_log_mel_max;
-        d["mel_frames_per_token"] = md.mel_frames_per_token;
-        d["samples_per_token"] = md.samples_per_token;
-        d["default_delay_ms"] = md.default_delay_ms;
-        d["n_left_pad_tokens"] = md.n_left_pad_tokens;
-        d["max_encoder_tokens"] = md.max_encoder_tokens;
-        d["max_decoder_tokens"] = md.max_decoder_tokens;
-        d["dim"] = md.dim;
-        d["vocab_size"] = md.vocab_size;
-        return d;
-      });
+      .def_property_readonly(
+          "metadata",
+          [](const SttRunner& r) {
+            py::dict d;
+            for (const MetadataEntry& e : r.metadata_entries()) {
+              if (e.is_integer) {
+                d[py::str(e.name)] = e.int_value;
+              } else {
+                d[py::str(e.name)] = e.double_value;
+              }
+            }
+            return d;
+          },
+          "The program's constants by name (csrc/stt/metadata.cpp's table).");
 
   py::class_<SttSession>(m, "SttSession", "One audio stream (not thread-safe).")
       .def(

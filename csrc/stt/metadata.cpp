@@ -2,60 +2,61 @@
 
 namespace voxtral::stt {
 
-namespace {
-
-Status read_int(Program& program, const char* name, int& out) {
-  auto v = program.constant_int(name);
-  if (!v.ok()) {
-    return Status(ErrorCode::kInvalidProgram, "'" + program.path() + "' lacks constant '" + name + "' (" +
-                                                  v.status().message() + "): not a speech-to-text program");
-  }
-  if (*v <= 0 || *v > (1 << 30)) {
-    return Status(ErrorCode::kInvalidProgram,
-                  "constant '" + std::string(name) + "' of '" + program.path() + "' is out of range: " + std::to_string(*v));
-  }
-  out = static_cast<int>(*v);
-  return Status::Ok();
+const std::vector<MetadataField<SttMetadata>>& metadata_table() {
+  using M = SttMetadata;
+  using F = MetadataField<M>;
+  static const std::vector<F> table = {
+      {"format_version", &M::format_version},
+      {"model_kind", &M::model_kind},
+      // log-mel frontend
+      {"sample_rate", &M::sample_rate},
+      {"hop_length", &M::hop_length},
+      {"window_size", &M::window_size},
+      {"num_mel_bins", &M::num_mel_bins},
+      {"global_log_mel_max", nullptr, &M::global_log_mel_max},
+      // stream schedule
+      {"mel_frames_per_token", &M::mel_frames_per_token},
+      {"samples_per_token", &M::samples_per_token},
+      {"encoder_frames_per_token", &M::encoder_frames_per_token},
+      {"default_delay_ms", &M::default_delay_ms},
+      {"max_delay_ms", &M::max_delay_ms},
+      {"long_delay_ms", &M::long_delay_ms},
+      {"n_left_pad_tokens", &M::n_left_pad_tokens, nullptr, 0},
+      {"n_right_pad_tokens", &M::n_right_pad_tokens, nullptr, 0},
+      // method shapes and state
+      {"max_encoder_tokens", &M::max_encoder_tokens},
+      {"max_decoder_tokens", &M::max_decoder_tokens},
+      {"encoder_window", &M::encoder_window},
+      {"decoder_window", &M::decoder_window},
+      {"dim", &M::dim},
+      {"vocab_size", &M::vocab_size},
+      {"lm_input_is_bf16", &M::lm_input_is_bf16, nullptr, 0, 1, /*required=*/false, 0},
+  };
+  return table;
 }
 
-}  // namespace
-
 Result<SttMetadata> read_metadata(Program& program) {
-  SttMetadata m;
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "format_version", m.format_version));
-  if (m.format_version != kFormatVersion) {
+  // The version first: a program of another format may lack (or mean otherwise) the rest.
+  auto version = program.constant_int("format_version");
+  if (!version.ok()) {
+    return Status(ErrorCode::kInvalidProgram, "'" + program.path() + "' has no format_version: not a voxtral-native program");
+  }
+  if (*version != kFormatVersion) {
     return Status(ErrorCode::kUnsupportedVersion,
-                  "'" + program.path() + "' has program format version " + std::to_string(m.format_version) +
+                  "'" + program.path() + "' has program format version " + std::to_string(*version) +
                       "; this build of libvoxtral reads version " + std::to_string(kFormatVersion) +
                       " (re-export it with the matching voxtral-native)");
   }
-  int kind = 0;
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "model_kind", kind));
-  if (kind != kModelKindStt) {
-    return Status(ErrorCode::kInvalidProgram, "'" + program.path() + "' is not a speech-to-text program");
-  }
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "sample_rate", m.sample_rate));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "hop_length", m.hop_length));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "window_size", m.window_size));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "num_mel_bins", m.num_mel_bins));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "mel_frames_per_token", m.mel_frames_per_token));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "samples_per_token", m.samples_per_token));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "default_delay_ms", m.default_delay_ms));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "n_left_pad_tokens", m.n_left_pad_tokens));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "max_encoder_tokens", m.max_encoder_tokens));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "max_decoder_tokens", m.max_decoder_tokens));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "dim", m.dim));
-  VOXTRAL_RETURN_IF_ERROR(read_int(program, "vocab_size", m.vocab_size));
-  auto log_mel_max = program.constant_double("global_log_mel_max");
-  if (!log_mel_max.ok()) return log_mel_max.status();
-  m.global_log_mel_max = *log_mel_max;
+  SttMetadata m;
+  VOXTRAL_RETURN_IF_ERROR(read_metadata_table(program, metadata_table(), "speech-to-text", m));
+  auto invalid = [&](const std::string& what) { return Status(ErrorCode::kInvalidProgram, "'" + program.path() + "': " + what); };
+  if (m.model_kind != kModelKindStt) return invalid("not a speech-to-text program (model_kind " + std::to_string(m.model_kind) + ")");
   if (m.samples_per_token != m.mel_frames_per_token * m.hop_length) {
-    return Status(ErrorCode::kInvalidProgram, "'" + program.path() + "': samples_per_token != mel_frames_per_token * hop_length");
+    return invalid("samples_per_token != mel_frames_per_token * hop_length");
   }
+  if (m.samples_per_token * 1000 % m.sample_rate != 0) return invalid("an audio token is not a whole number of ms");
   for (const char* method : {"encode", "decode"}) {
-    if (!program.has_method(method)) {
-      return Status(ErrorCode::kInvalidProgram, "'" + program.path() + "' has no method '" + method + "'");
-    }
+    if (!program.has_method(method)) return invalid(std::string("has no method '") + method + "'");
   }
   return m;
 }

@@ -1,6 +1,5 @@
-// SttRunner: loads the program once to read and check its metadata, and the tokenizer.
-#include <filesystem>
-
+// SttRunner: reads the artifact index, loads the program once to read and check its metadata, and the tokenizer.
+#include "runtime/artifact.h"
 #include "stt/metadata.h"
 #include "stt/runner_impl.h"
 
@@ -10,23 +9,16 @@ SttRunner::SttRunner(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SttRunner::~SttRunner() = default;
 
 Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir, const SttOptions& options) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::is_directory(model_dir, ec)) {
-    return Status(ErrorCode::kNotFound, "model directory '" + model_dir + "' does not exist");
-  }
+  VOXTRAL_ASSIGN_OR_RETURN(Artifact artifact, read_artifact(model_dir, "stt"));
   auto impl = std::make_unique<Impl>();
-  impl->program_path = (fs::path(model_dir) / "model.pte").string();
+  VOXTRAL_ASSIGN_OR_RETURN(impl->program_path, artifact.file("program"));
   VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path));
   VOXTRAL_ASSIGN_OR_RETURN(impl->metadata, stt::read_metadata(*program));
   for (const char* method : {"encode", "decode"}) {
     VOXTRAL_ASSIGN_OR_RETURN(int64_t bytes, program->planned_memory_bytes(method));
     impl->session_memory_bytes += bytes;
   }
-  const std::string tekken = (fs::path(model_dir) / "tekken.json").string();
-  if (!fs::is_regular_file(tekken, ec)) {
-    return Status(ErrorCode::kNotFound, "model directory '" + model_dir + "' has no tekken.json (the tokenizer)");
-  }
+  VOXTRAL_ASSIGN_OR_RETURN(const std::string tekken, artifact.file("tokenizer"));
   VOXTRAL_ASSIGN_OR_RETURN(impl->tokenizer, Tokenizer::load(tekken));
   if (impl->tokenizer->vocab_size() != impl->metadata.vocab_size) {
     return Status(ErrorCode::kInvalidProgram, "tokenizer '" + tekken + "' has " +
@@ -39,11 +31,14 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
 
   const int token_ms = impl->metadata.samples_per_token * 1000 / impl->metadata.sample_rate;  // 80
   const int delay_ms = options.delay_ms == 0 ? impl->metadata.default_delay_ms : options.delay_ms;
-  const bool supported = delay_ms > 0 && delay_ms % token_ms == 0 && (delay_ms <= 1200 || delay_ms == 2400);
+  // The model's delays (mistral_common): multiples of one token up to max_delay_ms, or long_delay_ms.
+  const SttMetadata& m = impl->metadata;
+  const bool supported = delay_ms > 0 && delay_ms % token_ms == 0 && (delay_ms <= m.max_delay_ms || delay_ms == m.long_delay_ms);
   if (!supported) {
-    return Status(ErrorCode::kInvalidArgument, "unsupported delay " + std::to_string(delay_ms) +
-                                                   " ms: use a multiple of " + std::to_string(token_ms) +
-                                                   " ms from " + std::to_string(token_ms) + " to 1200, or 2400");
+    return Status(ErrorCode::kInvalidArgument, "unsupported delay " + std::to_string(delay_ms) + " ms: use a multiple of " +
+                                                   std::to_string(token_ms) + " ms from " + std::to_string(token_ms) +
+                                                   " to " + std::to_string(m.max_delay_ms) + ", or " +
+                                                   std::to_string(m.long_delay_ms));
   }
   impl->delay_ms = delay_ms;
   impl->delay_tokens = delay_ms / token_ms;
@@ -58,6 +53,9 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
 }
 
 const SttMetadata& SttRunner::metadata() const { return impl_->metadata; }
+std::vector<MetadataEntry> SttRunner::metadata_entries() const {
+  return metadata_table_entries(stt::metadata_table(), impl_->metadata);
+}
 const Tokenizer& SttRunner::tokenizer() const { return *impl_->tokenizer; }
 int SttRunner::delay_ms() const { return impl_->delay_ms; }
 int SttRunner::delay_tokens() const { return impl_->delay_tokens; }

@@ -159,11 +159,11 @@ Status SttSession::flush() {
   Impl& s = *impl_;
   if (s.flushed) return Status::Ok();
   VOXTRAL_RETURN_IF_ERROR(s.start());
-  // The reference right pad: to a whole token, then delay + 1 + 10 tokens of silence, so
-  // the last words come out despite the delay.
+  // The reference right pad: to a whole token, then delay + n_right_pad_tokens (1 + 10)
+  // tokens of silence, so the last words come out despite the delay.
   const int64_t spt = s.r->metadata.samples_per_token;
   const int64_t to_whole = (spt - s.samples % spt) % spt;
-  VOXTRAL_RETURN_IF_ERROR(s.feed_zeros(to_whole + (s.r->delay_tokens + 1 + 10) * spt));
+  VOXTRAL_RETURN_IF_ERROR(s.feed_zeros(to_whole + (s.r->delay_tokens + s.r->metadata.n_right_pad_tokens) * spt));
   VOXTRAL_RETURN_IF_ERROR(s.mel->finish());
   VOXTRAL_RETURN_IF_ERROR(s.encode_ready());
   VOXTRAL_RETURN_IF_ERROR(s.decode_ready());

@@ -1,6 +1,7 @@
 """What `model` may be, in Transcriber(...) and --model alike:
 
-- an artifact directory written by `voxtral-native export` (model.pte + tekken.json);
+- an artifact directory written by `voxtral-native export` (its manifest.json says the
+  model kind, backend and files; artifact.py reads it);
 - a Mistral checkpoint directory (params.json + consolidated.safetensors + tekken.json):
   exported on first use into the cache, with progress output, and reused afterwards;
 - a Hugging Face repo id such as ``mistralai/Voxtral-Mini-4B-Realtime-2602``: downloaded
@@ -8,7 +9,10 @@
 
 The cache lives in $VOXTRAL_NATIVE_CACHE, else $XDG_CACHE_HOME/voxtral-native, else
 ~/.cache/voxtral-native. An entry is keyed by the checkpoint's identity (path, sizes and
-modification times of its files) and the export options, and written atomically.
+modification times of its files), the artifact format version and the export options, and
+written atomically; entries live under one folder per model kind.
+
+Everything here routes by model kind ("stt", "tts"): a new kind adds a row to EXPORTERS.
 """
 
 from __future__ import annotations
@@ -19,14 +23,31 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from voxtral_native.errors import NotFoundError, VoxtralError
+from voxtral_native.artifact import FORMAT_VERSION, KINDS, is_artifact_dir, read_artifact
+from voxtral_native.errors import InvalidModelError, NotFoundError, VoxtralError
 
-ARTIFACT_FILES = ("model.pte", "tekken.json")
 CHECKPOINT_FILES = ("params.json", "consolidated.safetensors", "tekken.json")
-# What a first use exports to: int4 linears with int8 dynamic activations, int8 table.
-DEFAULT_EXPORT = {"quant": "8da4w", "encoder_quant": "8da4w", "embedding_quant": "8w"}
+
+
+@dataclass(frozen=True)
+class Exporter:
+    """How a first use exports a checkpoint of one kind: voxtral_native.export.<module>.<function>
+    with <options_class>(**defaults)."""
+
+    module: str
+    function: str
+    options_class: str
+    defaults: dict
+
+
+EXPORTERS = {
+    # int4 linears with int8 dynamic activations, int8 token table
+    "stt": Exporter("export_stt", "export_stt", "SttExportOptions",
+                    {"quant": "8da4w", "encoder_quant": "8da4w", "embedding_quant": "8w"}),
+}  # fmt: skip
 
 
 def cache_dir() -> Path:
@@ -36,12 +57,24 @@ def cache_dir() -> Path:
     return Path(base) / "voxtral-native"
 
 
-def is_artifact_dir(path: Path) -> bool:
-    return all((path / f).is_file() for f in ARTIFACT_FILES)
-
-
 def is_checkpoint_dir(path: Path) -> bool:
     return all((path / f).is_file() for f in CHECKPOINT_FILES)
+
+
+def checkpoint_kind(checkpoint: Path) -> str:
+    """The model kind of a Mistral checkpoint, from its params.json."""
+    try:
+        params = json.loads((checkpoint / "params.json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InvalidModelError(f"{checkpoint / 'params.json'} is not valid JSON ({e})") from None
+    multimodal = params.get("multimodal") if isinstance(params, dict) else None
+    if isinstance(multimodal, dict) and "whisper_model_args" in multimodal:
+        return "stt"  # Voxtral Realtime: an audio encoder in front of the LM
+    if isinstance(multimodal, dict) and "audio_model_args" in multimodal:
+        return "tts"  # Voxtral TTS: acoustic transformer and codec behind the LM
+    raise InvalidModelError(f"{checkpoint} is not a Voxtral checkpoint: its params.json has neither "
+                            "multimodal.whisper_model_args (speech-to-text) nor multimodal.audio_model_args "
+                            "(text-to-speech)")
 
 
 def _cache_key(checkpoint: Path, options: dict) -> str:
@@ -50,17 +83,26 @@ def _cache_key(checkpoint: Path, options: dict) -> str:
     for name in CHECKPOINT_FILES:
         st = (checkpoint / name).stat()
         h.update(f"{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+    h.update(f"format:{FORMAT_VERSION}".encode())  # a new layout never reuses an old entry
     h.update(json.dumps(options, sort_keys=True).encode())
     return h.hexdigest()[:20]
 
 
-def export_cached(checkpoint: Path, options: dict | None, progress: Callable[[str], None]) -> Path:
-    options = dict(DEFAULT_EXPORT if options is None else options)
-    target = cache_dir() / "stt" / _cache_key(checkpoint, options)
+def export_cached(checkpoint: Path, kind: str, options: dict | None, progress: Callable[[str], None]) -> Path:
+    found = checkpoint_kind(checkpoint)
+    if found != kind:
+        raise InvalidModelError(f"{checkpoint} is a {KINDS[found]} checkpoint; expected a {KINDS[kind]} one")
+    if kind not in EXPORTERS:
+        raise VoxtralError(f"{checkpoint} is a {KINDS[kind]} checkpoint; this version cannot export it yet")
+    exporter = EXPORTERS[kind]
+    options = dict(exporter.defaults if options is None else options)
+    target = cache_dir() / kind / _cache_key(checkpoint, options)
     if is_artifact_dir(target):
         return target
     try:
-        from voxtral_native.export.export_stt import SttExportOptions, export_stt
+        import importlib
+
+        module = importlib.import_module(f"voxtral_native.export.{exporter.module}")
     except ImportError as e:
         raise VoxtralError(
             f"{checkpoint} is a checkpoint; exporting it on first use needs the [export] extra "
@@ -70,7 +112,8 @@ def export_cached(checkpoint: Path, options: dict | None, progress: Callable[[st
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
-        export_stt(checkpoint, tmp, SttExportOptions(**options), progress=progress)
+        export = getattr(module, exporter.function)
+        export(checkpoint, tmp, getattr(module, exporter.options_class)(**options), progress=progress)
         tmp.rename(target)  # atomic: a crash never leaves a half-written entry
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -90,20 +133,21 @@ def download(repo_id: str, progress: Callable[[str], None]) -> Path:
         raise NotFoundError(f"could not download '{repo_id}' from the Hugging Face Hub: {e}") from None
 
 
-def resolve_model(model: str | os.PathLike, export_options: dict | None = None,
+def resolve_model(model: str | os.PathLike, kind: str, export_options: dict | None = None,
                   progress: Callable[[str], None] = print) -> Path:
-    """The artifact directory for `model` (see the module docstring)."""
+    """The artifact directory of kind `kind` ("stt", "tts") for `model` (see the module
+    docstring); an artifact or checkpoint of another kind is an InvalidModelError."""
     path = Path(model)
     if path.is_dir():
         if is_artifact_dir(path):
-            return path
+            return read_artifact(path, kind).path
         if is_checkpoint_dir(path):
-            return export_cached(path, export_options, progress)
+            return export_cached(path, kind, export_options, progress)
         raise NotFoundError(
-            f"{path} is neither an exported model (model.pte + tekken.json) nor a Mistral checkpoint "
+            f"{path} is neither an exported model (with manifest.json) nor a Mistral checkpoint "
             "(params.json + consolidated.safetensors + tekken.json)"
         )
     text = str(model)
     if text.count("/") == 1 and not path.exists() and not text.startswith((".", "/")):
-        return export_cached(download(text, progress), export_options, progress)
+        return export_cached(download(text, progress), kind, export_options, progress)
     raise NotFoundError(f"model '{text}' is not a directory and not a Hugging Face repo id (owner/name)")

@@ -157,7 +157,7 @@ class Transcriber:
         core = native()
         if threads is not None:
             core.set_num_threads(threads)
-        self.model_dir: Path = resolve_model(model, export_options, progress)
+        self.model_dir: Path = resolve_model(model, "stt", export_options, progress)
         self._runner = core.SttRunner.load(str(self.model_dir), 0 if delay_ms is None else delay_ms)
         meta = self._runner.metadata
         self.sample_rate: int = meta["sample_rate"]

@@ -18,7 +18,7 @@ import voxtral_native  # noqa: E402
 from stt_reference import reference_request  # noqa: E402
 from voxtral_native.export.checkpoint import load_stt  # noqa: E402
 from voxtral_native.export.export_stt import DTYPES, SttExportOptions, _Decode, _Encode, export_stt  # noqa: E402
-from voxtral_native.export.metadata import FORMAT_VERSION  # noqa: E402
+from voxtral_native.artifact import FORMAT_VERSION, read_artifact  # noqa: E402
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer  # noqa: E402
 
 voxtral_native.native()  # registers voxtral:: kernels with the ExecuTorch runtime
@@ -62,6 +62,19 @@ def test_artifact_directory(fp32_artifact, tiny_stt_dir):
     manifest = json.loads((fp32_artifact / "manifest.json").read_text())
     assert manifest["program_bytes"] == (fp32_artifact / "model.pte").stat().st_size
     assert manifest["quantization"] == {"decoder": None, "encoder": None, "embedding": None}
+    artifact = read_artifact(fp32_artifact, "stt")  # the index both runtimes read
+    assert (artifact.format_version, artifact.kind, artifact.backend) == (FORMAT_VERSION, "stt", "xnnpack")
+    assert artifact.files == {"program": "model.pte", "tokenizer": "tekken.json"}
+    assert manifest["options"]["dtype"] == "fp32"
+
+
+def test_runtime_reads_every_constant_the_export_writes(fp32_artifact):
+    """One table on each side: the names the export writes are the names libvoxtral's
+    metadata table reads (and hands the bindings), with the same values."""
+    written = json.loads((fp32_artifact / "manifest.json").read_text())["metadata"]
+    read = voxtral_native.native().SttRunner.load(str(fp32_artifact)).metadata
+    assert list(read) == list(written)  # the same names, in the same order
+    assert read == written
 
 
 def test_metadata_constant_methods(fp32_artifact, tiny_stt_dir):
@@ -71,7 +84,8 @@ def test_metadata_constant_methods(fp32_artifact, tiny_stt_dir):
     expected = {
         "sample_rate": 16000, "hop_length": 160, "window_size": 400, "num_mel_bins": 128,
         "mel_frames_per_token": 8, "samples_per_token": 1280, "encoder_frames_per_token": 4,
-        "default_delay_ms": 480, "n_left_pad_tokens": 32, "encoder_window": 750,
+        "default_delay_ms": 480, "max_delay_ms": 1200, "long_delay_ms": 2400, "n_left_pad_tokens": 32,
+        "n_right_pad_tokens": 11, "encoder_window": 750,
         "decoder_window": params["sliding_window"], "dim": params["dim"], "vocab_size": 131072,
         "max_encoder_tokens": 32, "max_decoder_tokens": 64, "lm_input_is_bf16": 0,
     }  # fmt: skip

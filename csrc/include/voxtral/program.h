@@ -50,6 +50,15 @@ struct TensorView {
   const int64_t* i64() const { return static_cast<const int64_t*>(data); }
 };
 
+// One constant of a model's metadata as a runner lists it (SttRunner::metadata_entries()):
+// the constant method's name and its value.
+struct MetadataEntry {
+  std::string name;
+  bool is_integer = true;
+  int64_t int_value = 0;    // integer constants
+  double double_value = 0;  // every constant, as a number
+};
+
 class VOXTRAL_API Program {
  public:
   // Memory-maps and verifies the program. NotFound if the file does not exist,

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "voxtral/export.h"
+#include "voxtral/program.h"
 #include "voxtral/status.h"
 #include "voxtral/tokenizer.h"
 
@@ -38,9 +39,11 @@ struct SttOptions {
   int delay_ms = 0;
 };
 
-// What the exported program says about itself (constant methods), read once at load.
+// What the exported program says about itself (constant methods), read once at load
+// through one table (csrc/stt/metadata.cpp; metadata_entries() lists it).
 struct SttMetadata {
   int format_version = 0;
+  int model_kind = 0;             // 1 = speech-to-text
   int sample_rate = 0;            // 16000
   int hop_length = 0;             // 160 samples per mel frame
   int window_size = 0;            // 400 (= n_fft)
@@ -48,12 +51,19 @@ struct SttMetadata {
   double global_log_mel_max = 0;  // 1.5
   int mel_frames_per_token = 0;   // 8
   int samples_per_token = 0;      // 1280 = 80 ms
+  int encoder_frames_per_token = 0;  // 4 (encoder frames pooled per audio token)
   int default_delay_ms = 0;       // 480
-  int n_left_pad_tokens = 0;      // 32
+  int max_delay_ms = 0;           // 1200: delays are multiples of 80 ms up to this ...
+  int long_delay_ms = 0;          // 2400: ... or exactly this one
+  int n_left_pad_tokens = 0;      // 32 tokens of silence before the audio
+  int n_right_pad_tokens = 0;     // 11: silence after the audio, beyond the delay, at flush
   int max_encoder_tokens = 0;     // tokens per encode call
   int max_decoder_tokens = 0;     // positions per decode call
+  int encoder_window = 0;         // 750 (encoder ring KV cache)
+  int decoder_window = 0;         // 8192 (decoder ring KV cache)
   int dim = 0;                    // 3072
   int vocab_size = 0;             // 131072
+  int lm_input_is_bf16 = 0;       // 1: the decoder's float inputs are bf16 (GPU programs)
 };
 
 // One decoder step's output: the token and, for text tokens, its text (never part of a
@@ -84,6 +94,7 @@ class VOXTRAL_API SttRunner : public std::enable_shared_from_this<SttRunner> {
   int64_t session_memory_bytes() const;
 
   const SttMetadata& metadata() const;
+  std::vector<MetadataEntry> metadata_entries() const;  // every constant, by name, in table order
   const Tokenizer& tokenizer() const;
   int delay_ms() const;
   int delay_tokens() const;

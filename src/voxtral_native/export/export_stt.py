@@ -2,7 +2,8 @@
 
     model.pte      methods `encode` and `decode` + metadata constant methods
     tekken.json    the checkpoint's tokenizer, copied
-    manifest.json  what was exported, how, and the metadata, for people
+    manifest.json  the artifact index (artifact.py): format version, kind "stt", backend,
+                   files, options; and, for people, the quantization and the metadata
 
 Methods (B = 1; n audio tokens of 80 ms; T decoder positions):
     encode(mel [1, n_mels, 8n] f32, start_token [1] i64) -> audio_embeds [1, n, dim] f32
@@ -17,7 +18,6 @@ Both keep their state (conv context, ring KV caches) inside the program.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from voxtral_native.artifact import write_manifest
 from voxtral_native.export.checkpoint import check_checkpoint_dir, load_stt
 from voxtral_native.export.metadata import stt_metadata, tekken_audio_settings
 from voxtral_native.export.models.stt import VoxtralRealtime
@@ -217,16 +218,15 @@ def export_stt(
     pte = out_dir / PROGRAM_FILE
     pte.write_bytes(program)
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")
-    manifest = {
-        "model": "Voxtral-Mini-4B-Realtime-2602",
-        "source_checkpoint": str(checkpoint_dir.resolve()),
-        "program": PROGRAM_FILE,
-        "program_bytes": len(program),
-        "options": {k: v for k, v in asdict(options).items() if k != "schemes"},
-        "quantization": {k: str(v) if v else None for k, v in s.items()},
-        "metadata": metadata,
-        "export_seconds": round(time.monotonic() - start, 1),
-    }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    write_manifest(
+        out_dir, "stt", options.backend, {"program": PROGRAM_FILE, "tokenizer": "tekken.json"},
+        options={k: v for k, v in asdict(options).items() if k != "schemes"},
+        model="Voxtral-Mini-4B-Realtime-2602",
+        source_checkpoint=str(checkpoint_dir.resolve()),
+        program_bytes=len(program),
+        quantization={k: str(v) if v else None for k, v in s.items()},
+        metadata=metadata,
+        export_seconds=round(time.monotonic() - start, 1),
+    )
     step(f"wrote {pte} ({len(program) / 1e6:.1f} MB)")
     return pte

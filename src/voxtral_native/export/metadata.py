@@ -1,8 +1,9 @@
 """What an exported program tells its runner: constant methods (name -> int or float),
 written by export and read by libvoxtral into one struct. The runner hard-codes none of
-these; it refuses a `format_version` it does not know.
+these; it refuses a `format_version` it does not know (the artifact's, artifact.py).
 
-Bump FORMAT_VERSION whenever a method's signature or a constant's meaning changes.
+The runtime reads them through one table per model kind (csrc/stt/metadata.cpp); a test
+holds the names written here equal to the names read there.
 """
 
 from __future__ import annotations
@@ -10,11 +11,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from voxtral_native.artifact import FORMAT_VERSION
 from voxtral_native.errors import InvalidModelError
 from voxtral_native.export.config import SttConfig
 
-FORMAT_VERSION = 1
 MODEL_STT = 1  # `model_kind`: Voxtral Realtime (speech-to-text)
+# The delays the model was trained for (mistral_common's AudioConfig): multiples of one
+# 80 ms token up to MAX_DELAY_MS, and LONG_DELAY_MS.
+MAX_DELAY_MS, LONG_DELAY_MS = 1200, 2400
+# Silence fed at the end of input beyond the delay (mistral_common's right pad: delay + 1 + 10
+# tokens after rounding up to a whole token), so the last words come out.
+N_RIGHT_PAD_TOKENS = 1 + 10
 
 
 # tekken.json's `audio` block: the stream schedule. Required: a tokenizer without them is
@@ -56,7 +63,10 @@ def stt_metadata(
         "samples_per_token": mel_frames_per_token * config.hop_length,
         "encoder_frames_per_token": config.downsample_factor,
         "default_delay_ms": int(audio["transcription_delay_ms"]),
+        "max_delay_ms": MAX_DELAY_MS,
+        "long_delay_ms": LONG_DELAY_MS,
         "n_left_pad_tokens": int(audio["streaming_n_left_pad_tokens"]),
+        "n_right_pad_tokens": N_RIGHT_PAD_TOKENS,
         # methods: encode(mel, start_token), decode(audio_embeds, token_ids, start_pos, delay_tokens)
         "max_encoder_tokens": max_encoder_tokens,
         "max_decoder_tokens": max_decoder_tokens,
