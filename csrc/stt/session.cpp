@@ -4,8 +4,10 @@
 //   -> encode (up to max_encoder_tokens per call) -> audio embeddings [k, dim]
 //   -> decode: prefill positions 0..P-1 (BOS, STREAMING_PAD...) once P embeddings exist,
 //      then one position per new embedding, the previous token fed back.
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "stt/runner_impl.h"
 #include "voxtral/log_mel.h"
@@ -24,11 +26,13 @@ struct SttSession::Impl {
   int64_t encoded_tokens = 0;      // audio tokens encoded (the next encode's start_token)
   int64_t next_pos = 0;            // next decoder position (0: prompt not yet prefilled)
   int64_t prev_token = 0;
-  int64_t steps = 0;
-  int64_t samples = 0;             // real samples fed
+  std::atomic<int64_t> steps{0};    // read by steps() from any thread
+  std::atomic<int64_t> samples{0};  // real samples fed (samples_fed() from any thread)
   bool started = false;
   bool flushed = false;
   const float delay = 0.f;
+  std::atomic<bool> busy{false};  // inside feed() or flush(): a second caller gets an error
+  std::mutex pieces_mutex;        // drain() may run beside feed() (one thread feeds, one reads)
   std::vector<TextPiece> pieces;
 
   Impl(std::shared_ptr<const SttRunner> owner, const SttRunner::Impl* state)
@@ -82,7 +86,10 @@ struct SttSession::Impl {
     }
     VOXTRAL_ASSIGN_OR_RETURN(std::string piece, text.push(static_cast<int>(token)));
     const double token_s = static_cast<double>(m.samples_per_token) / m.sample_rate;
-    pieces.push_back(TextPiece{std::move(piece), static_cast<int>(token), steps, static_cast<double>(steps) * token_s});
+    {
+      std::lock_guard<std::mutex> lock(pieces_mutex);
+      pieces.push_back(TextPiece{std::move(piece), static_cast<int>(token), steps, static_cast<double>(steps) * token_s});
+    }
     ++steps;
     prev_token = token;
     return Status::Ok();
@@ -115,6 +122,30 @@ struct SttSession::Impl {
   }
 };
 
+namespace {
+
+// Marks a session busy for one feed() / flush(); a call that finds it busy fails instead of
+// racing on the program's state.
+class BusyGuard {
+ public:
+  explicit BusyGuard(std::atomic<bool>& busy) : busy_(busy), acquired_(!busy.exchange(true, std::memory_order_acquire)) {}
+  ~BusyGuard() {
+    if (acquired_) busy_.store(false, std::memory_order_release);
+  }
+  Status status() const {
+    return acquired_ ? Status::Ok()
+                     : Status(ErrorCode::kFailedPrecondition,
+                              "the session is in use by another thread: a session is one stream; use one session "
+                              "per thread (a runner is shared)");
+  }
+
+ private:
+  std::atomic<bool>& busy_;
+  const bool acquired_;
+};
+
+}  // namespace
+
 SttSession::SttSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SttSession::~SttSession() = default;
 
@@ -135,6 +166,8 @@ Result<std::unique_ptr<SttSession>> SttRunner::new_session() const {
 
 Status SttSession::feed(const float* samples, size_t n) {
   Impl& s = *impl_;
+  BusyGuard guard(s.busy);
+  VOXTRAL_RETURN_IF_ERROR(guard.status());
   if (s.flushed) return Status(ErrorCode::kFailedPrecondition, "feed() after flush(): start a new session");
   if (n > 0 && samples == nullptr) return Status(ErrorCode::kInvalidArgument, "feed(): null samples");
   for (size_t i = 0; i < n; ++i) {
@@ -151,12 +184,15 @@ Status SttSession::feed(const float* samples, size_t n) {
 
 std::vector<TextPiece> SttSession::drain() {
   std::vector<TextPiece> out;
+  std::lock_guard<std::mutex> lock(impl_->pieces_mutex);
   out.swap(impl_->pieces);
   return out;
 }
 
 Status SttSession::flush() {
   Impl& s = *impl_;
+  BusyGuard guard(s.busy);
+  VOXTRAL_RETURN_IF_ERROR(guard.status());
   if (s.flushed) return Status::Ok();
   VOXTRAL_RETURN_IF_ERROR(s.start());
   // The reference right pad: to a whole token, then delay + n_right_pad_tokens (1 + 10)
@@ -168,6 +204,7 @@ Status SttSession::flush() {
   VOXTRAL_RETURN_IF_ERROR(s.encode_ready());
   VOXTRAL_RETURN_IF_ERROR(s.decode_ready());
   std::string tail = s.text.flush();
+  std::lock_guard<std::mutex> lock(s.pieces_mutex);
   if (!tail.empty()) s.pieces.push_back(TextPiece{std::move(tail), -1, s.steps, static_cast<double>(s.steps) * spt / s.r->metadata.sample_rate});
   s.flushed = true;
   return Status::Ok();

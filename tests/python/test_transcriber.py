@@ -195,6 +195,44 @@ def test_feeding_after_flush_is_an_error(transcriber):
         session.feed(np.zeros(10, np.float32))
 
 
+def test_two_threads_in_one_native_session_get_an_error_not_a_race(tiny_stt_artifact, clip_audio):
+    """libvoxtral's own guard (the Python Session has another): feed() releases the GIL, so
+    two threads can be inside one native session at once. One of them must be refused,
+    and every accepted sample must be counted once."""
+    runner = voxtral_native.native().SttRunner.load(str(tiny_stt_artifact))
+    session = runner.new_session()
+    chunks = np.array_split(np.tile(clip_audio, 3), 300)
+    accepted, refused, failures = [0, 0], [0, 0], []
+    drained: list = []
+
+    def feeder(i):
+        for chunk in chunks:
+            try:
+                session.feed(chunk)
+                accepted[i] += len(chunk)
+            except errors.StateError as e:
+                assert "in use by another thread" in str(e)
+                refused[i] += 1
+            except Exception as e:  # noqa: BLE001 - anything else is a failure of the guard
+                failures.append(e)
+
+    def reader():
+        for _ in range(2000):
+            drained.extend(session.drain())  # allowed beside feed()
+
+    threads = [threading.Thread(target=feeder, args=(i,)) for i in (0, 1)] + [threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures
+    assert sum(refused) > 0  # the two feeders did meet
+    assert session.samples_fed == sum(accepted)
+    session.flush()
+    drained.extend(session.drain())
+    assert [p[2] for p in drained if p[1] >= 0] == list(range(session.steps))  # every step once, in order
+
+
 @pytest.mark.parametrize("delay", [100, 1300, -80, 2480])
 def test_unsupported_delay(tiny_stt_artifact, delay):
     with pytest.raises(errors.InvalidArgumentError, match="unsupported delay"):

@@ -11,8 +11,10 @@
 //   for (const voxtral::TextPiece& p : (*session)->drain()) std::cout << p.text;
 //
 // A runner is immutable after load and shared by threads; each session is one stream
-// (not thread-safe) with its own program state (KV caches, conv context). Offline
-// transcription is a session fed everything, then flushed.
+// with its own program state (KV caches, conv context): feed() / flush() from a second
+// thread while one runs fail with FailedPrecondition instead of racing, and drain() may
+// be called from another thread at any time. Offline transcription is a session fed
+// everything, then flushed.
 //
 // The stream schedule is the reference one (Mistral's serving path): 32 tokens of silence
 // (32 x 80 ms) before the audio, a prompt of BOS + STREAMING_PAD x (32 + delay tokens),
@@ -112,7 +114,7 @@ class VOXTRAL_API SttSession {
 
   // Appends 16 kHz mono samples and runs every encoder/decoder step they complete.
   // InvalidArgument for NaN/inf samples (nothing is consumed then); FailedPrecondition
-  // after flush().
+  // after flush() or while another thread is inside feed() / flush().
   Status feed(const float* samples, size_t n);
   // Pieces produced since the last drain (possibly none).
   std::vector<TextPiece> drain();
