@@ -11,7 +11,6 @@
 #include <executorch/runtime/backend/interface.h>
 #include <executorch/runtime/backend/options.h>
 
-#include "voxtral/voxtral.h"
 
 namespace voxtral {
 
@@ -19,8 +18,6 @@ namespace et = ::executorch;
 using et::extension::module::Module;
 using et::runtime::Error;
 using et::runtime::EValue;
-
-const char* version() { return VOXTRAL_VERSION_STRING; }
 
 namespace {
 

@@ -1,11 +1,12 @@
-// The size of ExecuTorch's global thread pool (XNNPACK and our kernels run on it).
+// voxtral/runtime.h: the library's version and the size of ExecuTorch's global thread pool
+// (XNNPACK and our kernels run on it).
 //
 // The wheel ships libexecutorch_threadpool.so but not its header
 // (extension/threadpool/threadpool.h), so the two exported functions we call are
 // declared here with their exact signatures.
 #include <cstdint>
 
-#include "voxtral/voxtral.h"
+#include "voxtral/runtime.h"
 
 namespace executorch::extension::threadpool {
 class ThreadPool {
@@ -17,6 +18,8 @@ ThreadPool* get_threadpool();
 }  // namespace executorch::extension::threadpool
 
 namespace voxtral {
+
+const char* version() { return VOXTRAL_VERSION_STRING; }
 
 Status set_num_threads(int num_threads) {
   if (num_threads < 1 || num_threads > 1024) {
