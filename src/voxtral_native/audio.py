@@ -10,6 +10,7 @@ import numpy as np
 
 from voxtral_native.errors import InvalidArgumentError, NotFoundError
 
+
 def read_audio_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     """(samples [frames, channels] float32, sample rate) of an audio file."""
     import soundfile
@@ -48,9 +49,16 @@ def to_mono_float32(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
+def check_sample_rate(rate) -> int:
+    """`rate` as an int: a positive whole number of Hz, else InvalidArgumentError."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or not rate > 0 \
+            or rate != int(rate):
+        raise InvalidArgumentError(f"sample rate must be a positive whole number of Hz, got {rate!r}")
+    return int(rate)
+
+
 def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
-    if rate <= 0:
-        raise InvalidArgumentError(f"sample rate must be positive, got {rate}")
+    rate = check_sample_rate(rate)
     if rate == target_rate or samples.size == 0:
         return samples
     import soxr

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxtral_native.audio import load_audio, to_mono_float32
+from voxtral_native.audio import check_sample_rate, load_audio, to_mono_float32
 from voxtral_native.errors import InvalidArgumentError, NotFoundError, StateError
 
 
@@ -98,8 +98,7 @@ class Session:
 
     def _resample(self, audio: np.ndarray, rate: int, last: bool) -> np.ndarray:
         if self._input_rate is None:
-            if rate <= 0:
-                raise InvalidArgumentError(f"sample rate must be positive, got {rate}")
+            rate = check_sample_rate(rate)
             self._input_rate = rate
             if rate != self.sample_rate:
                 import soxr
@@ -118,7 +117,7 @@ class Session:
         (default: the model's; one rate per stream); the GIL is released while the model runs."""
         audio = to_mono_float32(samples)
         with self._exclusive("feed()"):
-            out = self._resample(audio, sample_rate or self.sample_rate, last=False)
+            out = self._resample(audio, self.sample_rate if sample_rate is None else sample_rate, last=False)
             if out.size:
                 self._session.feed(np.ascontiguousarray(out, dtype=np.float32))
 
@@ -154,6 +153,9 @@ class Transcriber:
         from voxtral_native import native
         from voxtral_native.models import resolve_model
 
+        if delay_ms is not None and (isinstance(delay_ms, bool) or not isinstance(delay_ms, int) or delay_ms <= 0):
+            raise InvalidArgumentError(f"delay_ms must be a positive number of ms (None: the model's default), "
+                                       f"got {delay_ms!r}")
         core = native()
         if threads is not None:
             core.set_num_threads(threads)

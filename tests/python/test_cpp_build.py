@@ -47,10 +47,58 @@ def test_ctest(release_build):
     assert "100% tests passed" in r.stdout
 
 
-def test_ctest_under_address_and_undefined_behaviour_sanitizers(tmp_path):
-    build = build_preset("sanitize", tmp_path / "sanitize")
-    r = run(["ctest", "--test-dir", str(build), "--output-on-failure"], cwd=ROOT)
+@pytest.fixture(scope="module")
+def sanitize_build(tmp_path_factory):
+    """Debug build with AddressSanitizer + UndefinedBehaviorSanitizer (any finding aborts)."""
+    return build_preset("sanitize", tmp_path_factory.mktemp("build") / "sanitize")
+
+
+SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=0:halt_on_error=1:detect_leaks=1",
+                 "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}  # fmt: skip
+
+
+def test_ctest_under_address_and_undefined_behaviour_sanitizers(sanitize_build):
+    r = run(["ctest", "--test-dir", str(sanitize_build), "--output-on-failure"], cwd=ROOT,
+            env={**os.environ, **SANITIZER_ENV})
     assert "100% tests passed" in r.stdout
+
+
+# Artifacts whose sessions run each path of each custom kernel: voxtral::linear_wq's AVX2
+# path (4-bit at group 32, 8-bit at group 16) and its portable path (group 8), and
+# voxtral::ring_sdpa over float32 (the fp32 artifact), float16 and bfloat16 caches.
+KERNEL_PATH_EXPORTS = {
+    "fp16-enc8w:8-dec4w:32": dict(dtype="fp16", encoder_quant="8w:8", quant="4w:32"),
+    "bf16-enc4w:8-dec8w:16": dict(dtype="bf16", encoder_quant="4w:8", quant="8w:16"),
+}
+
+
+@pytest.fixture(scope="module")
+def kernel_path_artifacts(tiny_stt_dir, tmp_path_factory):
+    from voxtral_native.export.export_stt import SttExportOptions, export_stt
+
+    out = {}
+    for name, options in KERNEL_PATH_EXPORTS.items():
+        out[name] = tmp_path_factory.mktemp(name.replace(":", "g"))
+        export_stt(tiny_stt_dir, out[name], SttExportOptions(**options), progress=lambda _: None)
+    return out
+
+
+def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_artifact,
+                                                              kernel_path_artifacts):
+    """ASan + UBSan over whole sessions, offline and streamed in 100 ms chunks and flushed,
+    through every kernel path; the sanitized build's text equals the Python module's."""
+    from voxtral_native.transcriber import Transcriber
+
+    clip = ROOT / "tests" / "data" / "speech_en_flite.wav"
+    exe = str(sanitize_build / "csrc" / "voxtral-transcribe")
+    env = {**os.environ, **SANITIZER_ENV}
+    for artifact in [tiny_stt_artifact, *kernel_path_artifacts.values()]:
+        expected = Transcriber(artifact, progress=lambda _: None).transcribe(clip).text + "\n"
+        for mode in ([], ["--stream"]):
+            r = subprocess.run([exe, str(artifact), str(clip), *mode], capture_output=True, text=True, env=env,
+                               timeout=1200)
+            assert r.returncode == 0 and "Sanitizer" not in r.stderr, f"{artifact} {mode}:\n{r.stderr[-6000:]}"
+            assert r.stdout == expected, (artifact, mode)
 
 
 def test_cpp_command_line_program_transcribes_like_python(release_build, tiny_stt_artifact):

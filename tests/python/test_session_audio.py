@@ -81,8 +81,9 @@ def test_one_rate_per_stream():
     session.feed(np.zeros(4800, np.float32), sample_rate=48000)
     with pytest.raises(errors.InvalidArgumentError, match="started at 48000 Hz.*44100 Hz"):
         session.feed(np.zeros(4410, np.float32), sample_rate=44100)
-    with pytest.raises(errors.InvalidArgumentError, match="positive"):
-        Session(RecordingSession(), 16000).feed(np.zeros(10, np.float32), sample_rate=-1)
+    for bad in (-1, 0, 44100.5, "44100", True):  # 0 is not "the default"
+        with pytest.raises(errors.InvalidArgumentError, match="positive whole number of Hz"):
+            Session(RecordingSession(), 16000).feed(np.zeros(10, np.float32), sample_rate=bad)
 
 
 def test_two_threads_in_one_session_are_refused():

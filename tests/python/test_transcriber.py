@@ -233,9 +233,18 @@ def test_two_threads_in_one_native_session_get_an_error_not_a_race(tiny_stt_arti
     assert [p[2] for p in drained if p[1] >= 0] == list(range(session.steps))  # every step once, in order
 
 
-@pytest.mark.parametrize("delay", [100, 1300, -80, 2480])
+@pytest.mark.parametrize("delay", [100, 1300, 2480])
 def test_unsupported_delay(tiny_stt_artifact, delay):
+    with pytest.raises(errors.InvalidArgumentError, match="unsupported delay .* from 80 to 1200, or 2400"):
+        Transcriber(tiny_stt_artifact, delay_ms=delay)
     with pytest.raises(errors.InvalidArgumentError, match="unsupported delay"):
+        voxtral_native.native().SttRunner.load(str(tiny_stt_artifact), delay)
+
+
+@pytest.mark.parametrize("delay", [0, -80, 480.0, "480"])
+def test_a_delay_that_is_not_a_positive_int(tiny_stt_artifact, delay):
+    """0 means "the program's default" only inside libvoxtral; Python's default is None."""
+    with pytest.raises(errors.InvalidArgumentError, match="delay_ms must be a positive number of ms"):
         Transcriber(tiny_stt_artifact, delay_ms=delay)
 
 
