@@ -12,6 +12,9 @@ import pytest
 
 import voxtral_native
 
+# One xdist worker builds each preset once for every test here.
+pytestmark = pytest.mark.xdist_group("cpp_build")
+
 ROOT = Path(__file__).parents[2]
 TINY_PROGRAM = ROOT / "tests" / "data" / "tiny_linear.pte"
 
