@@ -17,6 +17,7 @@
 //   out      [..., N] = x @ w^T + bias
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <vector>
 
@@ -133,8 +134,11 @@ __attribute__((target("avx2,fma"))) void linear_rows_avx2(const float* x, const 
   }
 }
 
-bool cpu_has_avx2_fma() {
-  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+// The AVX2 path where the CPU has it; VOXTRAL_DISABLE_AVX2=1 forces the portable path (so
+// tests, the sanitizer run among them, cover both on one machine).
+bool use_avx2_path() {
+  static const bool yes = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                          !(std::getenv("VOXTRAL_DISABLE_AVX2") != nullptr && std::getenv("VOXTRAL_DISABLE_AVX2")[0] == '1');
   return yes;
 }
 #endif
@@ -176,7 +180,7 @@ Tensor& linear_wq_out(KernelRuntimeContext& ctx, const Tensor& x, const Tensor& 
   const float* sd = scales.const_data_ptr<float>();
   float* od = out.mutable_data_ptr<float>();
 #ifdef VOXTRAL_HAVE_AVX2_PATH
-  if (cpu_has_avx2_fma() && group_size % (bits == 4 ? 32 : 16) == 0) {
+  if (use_avx2_path() && group_size % (bits == 4 ? 32 : 16) == 0) {
     const int64_t groups = K / group_size;
     std::vector<float> xs, gsum;
     if (bits == 4) {  // deinterleave each input row; sum each group of it

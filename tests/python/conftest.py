@@ -70,3 +70,34 @@ def tiny_stt_artifact(tiny_stt_dir, tmp_path_factory, worker_id):
         assert "wrote" in r.stdout and "lowering for xnnpack" in r.stdout  # progress output
 
     return made_once(tmp_path_factory, worker_id, "stt-fp32", export)
+
+
+# Tiny STT exports used by more than one test module, by name (SttExportOptions fields).
+# Three quantized exports cover every supported scheme: each linear scheme on the encoder
+# and on the decoder, each embedding scheme, per-channel and grouped scales; with the half
+# ones they also take every path of the custom kernels (test_cpp_build's sanitizer run):
+# voxtral::linear_wq 4-bit at group 32 and 8-bit per channel (AVX2 path; the portable path
+# by VOXTRAL_DISABLE_AVX2=1), voxtral::ring_sdpa over float32, float16 and bfloat16 caches.
+STT_VARIANTS = {
+    "enc8da8w-dec8da4w-emb4w": dict(encoder_quant="8da8w", quant="8da4w", embedding_quant="4w"),
+    "enc8da4w-dec8da8w-emb8w": dict(encoder_quant="8da4w", quant="8da8w", embedding_quant="8w"),
+    "enc4w-dec8w-emb8w": dict(encoder_quant="4w:32", quant="8w", embedding_quant="8w"),
+    "fp16-enc4w-dec8da4w-emb4w": dict(encoder_quant="4w:32", quant="8da4w", embedding_quant="4w", dtype="fp16"),
+    "bf16": dict(dtype="bf16"),
+    "fp16": dict(dtype="fp16"),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_stt_variant(tiny_stt_dir, tmp_path_factory, worker_id):
+    """tiny_stt_variant(name) -> the tiny checkpoint exported with STT_VARIANTS[name], once per run."""
+
+    def get(name: str) -> Path:
+        from voxtral_native.export.export_stt import SttExportOptions, export_stt
+
+        def export(out: Path) -> None:
+            export_stt(tiny_stt_dir, out, SttExportOptions(**STT_VARIANTS[name]), progress=lambda _: None)
+
+        return made_once(tmp_path_factory, worker_id, f"stt-{name}", export)
+
+    return get

@@ -9,11 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import made_once
 
 import voxtral_native
-
-# One xdist worker builds each preset once for every test here.
-pytestmark = pytest.mark.xdist_group("cpp_build")
 
 ROOT = Path(__file__).parents[2]
 TINY_PROGRAM = ROOT / "tests" / "data" / "tiny_linear.pte"
@@ -40,9 +38,10 @@ def build_preset(preset: str, build: Path) -> Path:
     return build
 
 
+# Each preset is built once per run, whichever xdist worker first needs it (the other waits).
 @pytest.fixture(scope="module")
-def release_build(tmp_path_factory):
-    return build_preset("xnnpack", tmp_path_factory.mktemp("build") / "xnnpack")
+def release_build(tmp_path_factory, worker_id):
+    return made_once(tmp_path_factory, worker_id, "build-xnnpack", lambda path: build_preset("xnnpack", path))
 
 
 def test_ctest(release_build):
@@ -51,9 +50,9 @@ def test_ctest(release_build):
 
 
 @pytest.fixture(scope="module")
-def sanitize_build(tmp_path_factory):
+def sanitize_build(tmp_path_factory, worker_id):
     """Debug build with AddressSanitizer + UndefinedBehaviorSanitizer (any finding aborts)."""
-    return build_preset("sanitize", tmp_path_factory.mktemp("build") / "sanitize")
+    return made_once(tmp_path_factory, worker_id, "build-sanitize", lambda path: build_preset("sanitize", path))
 
 
 SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=0:halt_on_error=1:detect_leaks=1",
@@ -66,42 +65,38 @@ def test_ctest_under_address_and_undefined_behaviour_sanitizers(sanitize_build):
     assert "100% tests passed" in r.stdout
 
 
-# Artifacts whose sessions run each path of each custom kernel: voxtral::linear_wq's AVX2
-# path (4-bit at group 32, 8-bit at group 16) and its portable path (group 8), and
-# voxtral::ring_sdpa over float32 (the fp32 artifact), float16 and bfloat16 caches.
-KERNEL_PATH_EXPORTS = {
-    "fp16-enc8w:8-dec4w:32": dict(dtype="fp16", encoder_quant="8w:8", quant="4w:32"),
-    "bf16-enc4w:8-dec8w:16": dict(dtype="bf16", encoder_quant="4w:8", quant="8w:16"),
+# Artifacts whose sessions take every path of the custom kernels (conftest.STT_VARIANTS):
+# ring_sdpa over float32, float16 and bfloat16 caches; linear_wq 4-bit and 8-bit, on the
+# AVX2 path and (VOXTRAL_DISABLE_AVX2=1) on the portable one.
+KERNEL_PATH_VARIANTS = {  # name -> whether it runs linear_wq (then also without AVX2)
+    "fp16-enc4w-dec8da4w-emb4w": True,  # fp16 caches; 4-bit encoder
+    "enc4w-dec8w-emb8w": True,  # 4-bit encoder, 8-bit decoder
+    "bf16": False,  # bf16 caches
 }
 
 
-@pytest.fixture(scope="module")
-def kernel_path_artifacts(tiny_stt_dir, tmp_path_factory):
-    from voxtral_native.export.export_stt import SttExportOptions, export_stt
-
-    out = {}
-    for name, options in KERNEL_PATH_EXPORTS.items():
-        out[name] = tmp_path_factory.mktemp(name.replace(":", "g"))
-        export_stt(tiny_stt_dir, out[name], SttExportOptions(**options), progress=lambda _: None)
-    return out
-
-
-def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_artifact,
-                                                              kernel_path_artifacts):
+def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_artifact, tiny_stt_variant):
     """ASan + UBSan over whole sessions, offline and streamed in 100 ms chunks and flushed,
     through every kernel path; the sanitized build's text equals the Python module's."""
     from voxtral_native.transcriber import Transcriber
 
     clip = ROOT / "tests" / "data" / "speech_en_flite.wav"
     exe = str(sanitize_build / "csrc" / "voxtral-transcribe")
-    env = {**os.environ, **SANITIZER_ENV}
-    for artifact in [tiny_stt_artifact, *kernel_path_artifacts.values()]:
+    runs = [(tiny_stt_artifact, {})]
+    for name, uses_linear_wq in KERNEL_PATH_VARIANTS.items():
+        runs.append((tiny_stt_variant(name), {}))
+        if uses_linear_wq:
+            runs.append((tiny_stt_variant(name), {"VOXTRAL_DISABLE_AVX2": "1"}))
+    for artifact, extra_env in runs:
         expected = Transcriber(artifact, progress=lambda _: None).transcribe(clip).text + "\n"
         for mode in ([], ["--stream"]):
+            env = {**os.environ, **SANITIZER_ENV, **extra_env}
             r = subprocess.run([exe, str(artifact), str(clip), *mode], capture_output=True, text=True, env=env,
                                timeout=1200)
-            assert r.returncode == 0 and "Sanitizer" not in r.stderr, f"{artifact} {mode}:\n{r.stderr[-6000:]}"
-            assert r.stdout == expected, (artifact, mode)
+            where = f"{artifact.name} {mode} {extra_env}"
+            assert r.returncode == 0 and "Sanitizer" not in r.stderr, f"{where}:\n{r.stderr[-6000:]}"
+            if not extra_env:  # the portable path sums in another order: tokens may differ at ties
+                assert r.stdout == expected, where
 
 
 def test_cpp_command_line_program_transcribes_like_python(release_build, tiny_stt_artifact):

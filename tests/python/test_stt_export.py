@@ -15,6 +15,7 @@ import pytest
 import torch  # noqa: E402
 
 import voxtral_native  # noqa: E402
+from conftest import STT_VARIANTS  # noqa: E402
 from stt_reference import reference_request  # noqa: E402
 from voxtral_native.export.checkpoint import load_stt  # noqa: E402
 from voxtral_native.export.export_stt import DTYPES, SttExportOptions, _Decode, _Encode, export_stt  # noqa: E402
@@ -163,14 +164,8 @@ def test_fp32_program_matches_eager_chunk_by_chunk_and_step_by_step(fp32_artifac
     assert len(ref_tokens) == mel.shape[2] // MEL_PER_TOKEN - len(prompt) + 1
 
 
-# Three exports cover every supported scheme: each linear scheme on the encoder and on the
-# decoder, each embedding scheme, per-channel and grouped scales.
-QUANT_EXPORTS = {
-    "enc8da8w-dec8da4w-emb4w": dict(encoder_quant="8da8w", quant="8da4w", embedding_quant="4w"),
-    "enc8da4w-dec8da8w-emb8w": dict(encoder_quant="8da4w", quant="8da8w", embedding_quant="8w"),
-    "enc4w-dec8w-emb8w": dict(encoder_quant="4w:32", quant="8w", embedding_quant="8w"),
-    "fp16-enc4w-dec8da4w-emb4w": dict(encoder_quant="4w:32", quant="8da4w", embedding_quant="4w", dtype="fp16"),
-}
+# The quantized exports (conftest.STT_VARIANTS) cover every supported scheme.
+QUANT_EXPORTS = [name for name, options in STT_VARIANTS.items() if "quant" in options]
 # Bounds on the relative L2 error against the fp32 eager model on the flite clip. Measured
 # on the tiny random model (2026-11-22): 8da8w encoder embeds 0.027; 8da4w encoder embeds
 # 0.29; logits 0.69 with an 8da4w decoder + 4w table, 0.17 with 8da8w + 8w. int4 at group
@@ -189,12 +184,11 @@ QUANT_BOUNDS = {
 }
 
 
-@pytest.mark.parametrize("name", list(QUANT_EXPORTS))
-def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, clip, tmp_path):
-    options = QUANT_EXPORTS[name]
-    export_stt(tiny_stt_dir, tmp_path, SttExportOptions(**options), progress=lambda _: None)
+@pytest.mark.parametrize("name", QUANT_EXPORTS)
+def test_quantized_programs_run_and_stay_close(name, tiny_stt_dir, tiny_stt_variant, clip):
+    options = STT_VARIANTS[name]
     prompt, mel = clip
-    embeds, logits, tokens = program_stream(tmp_path / "model.pte", mel, prompt, chunking=[4])
+    embeds, logits, tokens = program_stream(tiny_stt_variant(name) / "model.pte", mel, prompt, chunking=[4])
 
     fp32 = load_stt(tiny_stt_dir, max_encoder_tokens=32)
     fp32_embeds, fp32_logits, _ = eager_stream(fp32, mel, prompt, chunking=[32])
@@ -235,17 +229,19 @@ HALF_BOUNDS = {
 
 
 @pytest.mark.parametrize("dtype", list(HALF_BOUNDS))
-def test_half_precision_programs_match_eager_in_the_same_dtype(dtype, tiny_stt_dir, clip, fp32_artifact, tmp_path):
+def test_half_precision_programs_match_eager_in_the_same_dtype(dtype, tiny_stt_dir, tiny_stt_variant, clip,
+                                                              fp32_artifact):
     """Compute in bf16 / fp16 (weights, activations, KV caches; the ring attention kernel
     widens half rows to float32), float32 at the program's edges."""
-    export_stt(tiny_stt_dir, tmp_path, SttExportOptions(dtype=dtype), progress=lambda _: None)
+    assert STT_VARIANTS[dtype] == {"dtype": dtype}
+    half_artifact = tiny_stt_variant(dtype)
     native = voxtral_native.native()
     for method in ("encode", "decode"):  # half caches and activations: about half the memory
         fp32_bytes = native.Program.load(str(fp32_artifact / "model.pte")).planned_memory_bytes(method)
-        half_bytes = native.Program.load(str(tmp_path / "model.pte")).planned_memory_bytes(method)
+        half_bytes = native.Program.load(str(half_artifact / "model.pte")).planned_memory_bytes(method)
         assert 0.4 < half_bytes / fp32_bytes < 0.6, (method, half_bytes, fp32_bytes)
     prompt, mel = clip
-    embeds, logits, tokens = program_stream(tmp_path / "model.pte", mel, prompt, chunking=[1, 3])
+    embeds, logits, tokens = program_stream(half_artifact / "model.pte", mel, prompt, chunking=[1, 3])
     assert embeds.dtype == logits.dtype == torch.float32
 
     half = load_stt(tiny_stt_dir, dtype=DTYPES[dtype], max_encoder_tokens=32)
