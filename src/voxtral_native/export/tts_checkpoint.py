@@ -39,7 +39,8 @@ def load_tts(
     with torch.device("meta"):
         model = VoxtralTts(config, max_positions=max_positions, max_tokens=max_tokens)
 
-    block_names = [f"{name}.{i}" for name, m in model.named_modules() if isinstance(m, nn.ModuleList) for i in range(len(m))]
+    lists = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList)]
+    block_names = [f"{name}.{i}" for name, m in lists for i in range(len(m))]
 
     def after_block(name: str, block: nn.Module) -> None:
         fold_weight_norm(block)  # only the codec has weight-normed convs

@@ -51,7 +51,8 @@ def _int_list(f: _Fields, key: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise ParamsError(f"{f.file}: field '{_where(f, key)}' must be comma-separated integers, got {text!r}") from None
+        where = _where(f, key)
+        raise ParamsError(f"{f.file}: field '{where}' must be comma-separated integers, got {text!r}") from None
     if any(v <= 0 for v in values):
         raise ParamsError(f"{f.file}: field '{_where(f, key)}' must hold positive integers, got {text!r}")
     return values
@@ -60,7 +61,8 @@ def _int_list(f: _Fields, key: str) -> tuple[int, ...]:
 def _refuse_unless(f: _Fields, key: str, supported: bool, default: bool) -> None:
     """Fields whose other value no released checkpoint uses (and this model does not build)."""
     if _bool(f, key, default) != supported:
-        raise ParamsError(f"{f.file}: field '{_where(f, key)}' = {not supported} is not supported (expected {supported})")
+        where = _where(f, key)
+        raise ParamsError(f"{f.file}: field '{where}' = {not supported} is not supported (expected {supported})")
 
 
 def _transformer(f: _Fields, *, rope_theta: float, norm_eps: float, sliding_window: int) -> TransformerConfig:
@@ -70,9 +72,13 @@ def _transformer(f: _Fields, *, rope_theta: float, norm_eps: float, sliding_wind
         head_dim=f.int("head_dim"), hidden_dim=f.int("hidden_dim"), rope_theta=rope_theta, norm_eps=norm_eps,
         sliding_window=sliding_window,
     )  # fmt: skip
-    if cfg.n_heads % cfg.n_kv_heads:
-        raise ParamsError(f"{f.file}: {f.path}: n_heads {cfg.n_heads} is not a multiple of n_kv_heads {cfg.n_kv_heads}")
+    _check_heads(f, cfg.n_heads, cfg.n_kv_heads)
     return cfg
+
+
+def _check_heads(f: _Fields, n_heads: int, n_kv_heads: int) -> None:
+    if n_heads % n_kv_heads:
+        raise ParamsError(f"{f.file}: {f.path}: n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}")
 
 
 @dataclass(frozen=True)
@@ -132,14 +138,14 @@ class CodecConfig:
         if len(cfg.kernels) != n or len(cfg.strides) != n:
             raise ParamsError(
                 f"{f.file}: {f.path}: decoder_transformer_lengths_str, decoder_convs_kernels_str and "
-                f"decoder_convs_strides_str must have one entry per stage, got {n}, {len(cfg.kernels)}, {len(cfg.strides)}"
+                f"decoder_convs_strides_str must have one entry per stage, "
+                f"got {n}, {len(cfg.kernels)}, {len(cfg.strides)}"
             )
         if cfg.strides[0] != 1:
             raise ParamsError(f"{f.file}: {f.path}: the first decoder conv must have stride 1, got {cfg.strides[0]}")
         if any(k < s for k, s in zip(cfg.kernels, cfg.strides, strict=True)):
             raise ParamsError(f"{f.file}: {f.path}: a decoder conv kernel is smaller than its stride")
-        if cfg.n_heads % cfg.n_kv_heads:
-            raise ParamsError(f"{f.file}: {f.path}: n_heads {cfg.n_heads} is not a multiple of n_kv_heads {cfg.n_kv_heads}")
+        _check_heads(f, cfg.n_heads, cfg.n_kv_heads)
         return cfg
 
 
@@ -231,7 +237,8 @@ class TtsConfig:
                     f"equal acoustic sizes, got {audio.data['codebook_sizes']!r}"
                 )
             return sizes[0], sizes[1], len(sizes) - 1
-        return audio.int("semantic_codebook_size"), audio.int("acoustic_codebook_size"), audio.int("n_acoustic_codebook")
+        sizes = ("semantic_codebook_size", "acoustic_codebook_size", "n_acoustic_codebook")
+        return tuple(audio.int(key) for key in sizes)
 
     @classmethod
     def from_file(cls, path: str | Path) -> TtsConfig:

@@ -349,7 +349,8 @@ class CodecDecoder(nn.Module):
         cfg = config.codec
         self.patch_size = cfg.patch_size
         self.quantizer = Quantizer(config)
-        blocks: list[nn.Module] = [CausalConv(cfg.semantic_dim + cfg.acoustic_dim, cfg.dim, cfg.kernels[0], "replicate")]
+        latent_dim = cfg.semantic_dim + cfg.acoustic_dim  # 256 + 36
+        blocks: list[nn.Module] = [CausalConv(latent_dim, cfg.dim, cfg.kernels[0], "replicate")]
         for stage, (n_layers, window) in enumerate(zip(cfg.stage_lengths, cfg.stage_windows, strict=True)):
             blocks.append(CodecStage(cfg, n_layers, window))
             if stage + 1 < len(cfg.stage_lengths):
