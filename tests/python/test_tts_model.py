@@ -252,7 +252,10 @@ def test_weight_norm_folds_over_the_right_axis(tiny_tts_dir, ours):
     assert torch.allclose(weight, folded(p.format(2), (1, 2)), atol=1e-6)
     assert not torch.allclose(weight, folded(p.format(2), (0, 2)), atol=1e-3)
     assert weight.dtype == torch.float32
-    assert not any("parametrizations" in name for name, _ in ours.named_parameters())
+    names = {name for name, _ in ours.named_parameters()}
+    assert not any("parametrizations" in name for name in names)
+    assert {f"audio_tokenizer.decoder_blocks.{i}.conv.weight" for i in (0, 2, 4, 6)} <= names
+    assert "audio_tokenizer.output_proj.conv.weight" in names
 
 
 # --- rounding and masking ----------------------------------------------------------------------
@@ -422,3 +425,15 @@ def test_wrong_shape_is_named(tiny_tts_dir, tmp_path):
         load_tts(ckpt, max_positions=16, max_tokens=4)
     message = str(e.value)
     assert str(ckpt / "consolidated.safetensors") in message and f"'{key}' has shape [1, 1, 128]" in message
+
+
+def test_bf16_load_folds_weight_norm_in_float32_then_casts(tiny_tts_dir, ours):
+    model = load_tts(tiny_tts_dir, dtype=torch.bfloat16, max_positions=16, max_tokens=4)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.layers[0].attention.k_cache.dtype == torch.bfloat16
+    # Folded from the float32 g and v, rounded once: equal to the float32 fold cast to bf16.
+    for i in (0, 2, 4, 6):
+        folded = ours.audio_tokenizer.decoder_blocks[i].conv.weight.to(torch.bfloat16)
+        assert torch.equal(model.audio_tokenizer.decoder_blocks[i].conv.weight, folded)
+    output_conv = ours.audio_tokenizer.output_proj.conv.weight
+    assert torch.equal(model.audio_tokenizer.output_proj.conv.weight, output_conv.to(torch.bfloat16))

@@ -380,7 +380,11 @@ def fold_weight_norm(module: nn.Module) -> None:
             for p in (original.original0, original.original1):
                 p.data = p.data.float()
             parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
-            conv.weight.requires_grad_(False)
+            # Without grads torch leaves the folded weight as a buffer; make it a parameter again,
+            # like every other weight (quantizers and dtype casts look at parameters).
+            weight = conv.weight.detach()
+            del conv.weight
+            conv.weight = nn.Parameter(weight, requires_grad=False)
 
 
 # --- the whole model ---------------------------------------------------------------------
