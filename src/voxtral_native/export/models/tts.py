@@ -360,7 +360,13 @@ class CodecDecoder(nn.Module):
 
     def forward(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [B, T, 37] -> audio [B, T * 1920] (whole utterance; sample t * 240 + h of the
-        output is channel h of output-conv step t)."""
+        output is channel h of output-conv step t).
+
+        Streaming (chunks equal to the whole decode) is not here yet. The seams where carried
+        state replaces the stream-start padding: each CausalConv's left padding (its last
+        kernel - 1 input steps), each CausalConvTranspose's trimmed tail (kernel - stride
+        outputs still waiting for the next input), each CodecAttention's zero-padded band
+        (its last `window` keys and values)."""
         x = self.quantizer.dequantize(codes).to(self.output_proj.conv.weight.dtype)  # [B, 292, T]
         for block in self.decoder_blocks:
             x = block(x)  # [B, dim, T * upsampling so far]
