@@ -13,6 +13,7 @@ The random noise is an input: the generator lives in the C++ runner, reproducibl
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -372,6 +373,68 @@ class CodecDecoder(nn.Module):
             x = block(x)  # [B, dim, T * upsampling so far]
         steps = self.output_proj(x)  # [B, 240, 8T]
         return steps.transpose(1, 2).reshape(codes.shape[0], -1)
+
+
+def codec_receptive_field_frames(config: TtsConfig | CodecConfig) -> int:
+    """How many earlier frames can change a frame's samples: decoding a chunk with at least this
+    many frames of left context (or from the utterance start) gives the whole decode's samples.
+
+    Walks back from the first output step of frame f (the frame's earliest sample) through each
+    block's lookback, at that block's resolution. Released config (and the tiny one: only its
+    widths differ), 8 last-stage steps per frame:
+        output conv k7             6 steps back        -> 8f - 6
+        stage 3, 2 layers x w 16   32 steps            -> 8f - 38
+        ConvTranspose k4 s2: fine step o reads coarse ceil((o - 3) / 2) .. floor(o / 2)
+                                                       -> 4f - 20
+        stage 2, 2 x 8             16                  -> 4f - 36
+        ConvTranspose                                  -> 2f - 19
+        stage 1, 2 x 4             8                   -> 2f - 27
+        ConvTranspose                                  -> f - 15
+        stage 0, 2 x 2             4 frames            -> f - 19
+        input conv k3              2 frames            -> f - 21
+    = 21 frames, within the 25 frames of context that ExecuTorch and vllm-omni use.
+    (A CodecAttention query at step i reads keys i - window .. i, so a layer looks back `window`.)
+
+    Tight: with 20 frames of context, the replicate padding of the chunk's first frame reaches
+    the first 4 steps (960 samples) of the first kept frame and nothing later. On the tiny
+    checkpoint that change is ~5e-12 of the waveform peak (float64): below float32 round-off.
+
+    The paddings at a call's left edge (replicate for the input conv, masked keys in attention)
+    stand in for missing history; they only reach steps whose lookback crosses the edge, which
+    is what this bounds. The output conv's reflect padding is different: it mirrors steps
+    1..6 of the call, i.e. reads *later* samples, but only within the call's first frame (8 steps
+    per frame > 6): with context that frame is dropped, and at the utterance start the call's
+    edge is the whole decode's edge, so the padding is the same there.
+    """
+    cfg = config.codec if isinstance(config, TtsConfig) else config
+    # Earliest step reached, relative to frame f's first step at the current resolution (which
+    # is divisible by every stride below it, so ceil divisions can drop f).
+    step = -(cfg.patch_kernel - 1)
+    for stage in reversed(range(len(cfg.stage_lengths))):
+        step -= cfg.stage_lengths[stage] * cfg.stage_windows[stage]
+        kernel, stride = cfg.kernels[stage], cfg.strides[stage]
+        if stage > 0:  # CausalConvTranspose: output o reads inputs i with 0 <= o - i * stride < kernel
+            step = -((kernel - 1 - step) // stride)  # ceil((step - (kernel - 1)) / stride)
+        else:  # the input CausalConv (stride 1): kernel - 1 frames back
+            step -= kernel - 1
+    return -step
+
+
+def decode_with_context(
+    decode: Callable[[torch.Tensor], torch.Tensor], codes: torch.Tensor, start: int, end: int, context: int
+) -> torch.Tensor:
+    """The streaming runner's codec call, in PyTorch: frames [start, end) of codes [B, T, 37]
+    decoded after min(context, start) frames of left context, whose samples are dropped.
+
+    `decode` maps codes [B, F, 37] -> audio [B, F * samples_per_frame] (`VoxtralTts.decode`, a
+    `CodecDecoder`, the exported `codec` method). Returns audio [B, (end - start) * samples_per_frame];
+    equal to the whole decode's samples of those frames when context >= codec_receptive_field_frames."""
+    if not 0 <= start < end <= codes.shape[1] or context < 0:
+        raise ValueError(f"frames [{start}, {end}) with context {context} do not fit {codes.shape[1]} frames")
+    first = max(0, start - context)
+    audio = decode(codes[:, first:end])  # [B, (end - first) * samples_per_frame]
+    samples_per_frame = audio.shape[-1] // (end - first)
+    return audio[:, (start - first) * samples_per_frame :]
 
 
 def fold_weight_norm(module: nn.Module) -> None:
