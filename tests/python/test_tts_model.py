@@ -14,6 +14,8 @@ Parity is against independent implementations reading the same file:
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import math
 import re
@@ -26,7 +28,14 @@ from safetensors.torch import save_file
 
 from voxtral_native.export.checkpoint import CheckpointError
 from voxtral_native.export.config import ParamsError
-from voxtral_native.export.models.tts import VoxtralTts, alibi_slopes, quantize_acoustic
+from voxtral_native.export.models.tts import (
+    CodecDecoder,
+    VoxtralTts,
+    alibi_slopes,
+    codec_receptive_field_frames,
+    decode_with_context,
+    quantize_acoustic,
+)
 from voxtral_native.export.tts_checkpoint import load_tts
 from voxtral_native.export.tts_config import TtsConfig
 from voxtral_native.make_checkpoint import specs
@@ -437,3 +446,127 @@ def test_bf16_load_folds_weight_norm_in_float32_then_casts(tiny_tts_dir, ours):
         assert torch.equal(model.audio_tokenizer.decoder_blocks[i].conv.weight, folded)
     output_conv = ours.audio_tokenizer.output_proj.conv.weight
     assert torch.equal(model.audio_tokenizer.output_proj.conv.weight, output_conv.to(torch.bfloat16))
+
+
+# --- streaming codec: chunks with left context equal the whole decode ---------------------------
+
+CONTEXT_FRAMES = 25  # the facts sheet's streaming context (ExecuTorch, vllm-omni)
+ROUND_OFF_F64 = 2e-14  # of the waveform peak: 10x the float64 round-off measured below
+
+
+def _chunks(n_frames: int, first: int, every: int) -> list[tuple[int, int]]:
+    """The streaming schedule as frame ranges [start, end): `first` frames, then `every` at a time."""
+    bounds = [0, *range(min(first, n_frames), n_frames, every), n_frames]
+    return [(s, e) for s, e in zip(bounds, bounds[1:], strict=False) if e > s]
+
+
+def _float64_codec(codec, monkeypatch):
+    """A float64 copy of a codec decoder, RMSNorm included (it computes in float32 by design, for
+    bf16 models, which would put float32 round-off back in). Round-off ~1e-15 then lets a test
+    see effects far smaller than float32's ~1e-7."""
+    from voxtral_native.export.models import layers
+
+    def rms_norm_in_input_dtype(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+    monkeypatch.setattr(layers.RMSNorm, "forward", rms_norm_in_input_dtype)
+    return copy.deepcopy(codec).double()
+
+
+def test_chunk_schedule():
+    assert _chunks(70, 5, 25) == [(0, 5), (5, 30), (30, 55), (55, 70)]
+    assert _chunks(3, 1, 1) == [(0, 1), (1, 2), (2, 3)]
+    assert _chunks(4, 5, 25) == [(0, 4)]
+
+
+def test_chunked_codec_decode_with_25_frames_of_context_equals_whole(ours):
+    # 70 frames: chunks of 25 with 25 frames of context, the last chunk short, the first 5 frames
+    # decoded from the utterance start (no context exists yet: same left edge as the whole decode).
+    codes = _real_codes(torch.Generator().manual_seed(11), 2, 70)
+    with torch.no_grad():
+        whole = ours.decode(codes)  # [2, 70 * 1920]
+        peak = whole.abs().max().item()
+        for first, every in ((5, 25), (1, 1)):
+            chunks = _chunks(70, first, every)
+            audio = torch.cat([decode_with_context(ours.decode, codes, s, e, CONTEXT_FRAMES) for s, e in chunks], -1)
+            assert audio.shape == whole.shape
+            # float32 round-off of differently shaped calls: measured 4.9e-7 in both schedules (peak 0.18)
+            assert (audio - whole).abs().max().item() / peak < 5e-6, (first, every)
+
+
+def test_codec_receptive_field_is_exact_and_tight(ours, monkeypatch):
+    """With receptive-field frames of context every kept sample equals the whole decode's; with
+    one frame less the first 960 samples of every kept frame change (the replicate padding of
+    the chunk's first frame reaches the first 4 of the kept frame's 8 output-conv steps).
+    That change is ~1e-11 of the peak on this checkpoint, below float32 round-off, hence float64."""
+    rf = codec_receptive_field_frames(ours.config)
+    assert rf == 21
+    codec = _float64_codec(ours.audio_tokenizer, monkeypatch)
+    codes = _real_codes(torch.Generator().manual_seed(12), 1, 50)
+    with torch.no_grad():
+        whole = codec(codes).view(1, 50, 1920)
+        peak = whole.abs().max().item()
+        frames = range(rf, 50)  # frames with rf frames before them: chunks of 1, each its own first kept frame
+        exact = torch.stack([decode_with_context(codec, codes, f, f + 1, rf)[0] for f in frames])  # [29, 1920]
+        short = torch.stack([decode_with_context(codec, codes, f, f + 1, rf - 1)[0] for f in frames])
+    expected = whole[0, rf:]
+    assert (exact - expected).abs().max().item() / peak < ROUND_OFF_F64  # measured 2.0e-15
+    short_err = (short - expected).abs() / peak  # [29, 1920]
+    assert short_err[:, 960:].max().item() < ROUND_OFF_F64  # measured 1.8e-15
+    assert short_err[:, :960].amax(dim=1).min().item() > ROUND_OFF_F64  # every frame; measured >= 1.4e-13, max 3.7e-12
+
+
+@pytest.mark.parametrize(
+    ("codec_fields", "expected_rf"),
+    [
+        # Expected values walked back by hand as in codec_receptive_field_frames' docstring.
+        ({}, 21),  # the released time structure
+        ({"stage_lengths": (1, 3, 2, 1)}, 19),
+        ({"kernels": (5, 4, 6, 2), "patch_kernel": 5, "sliding_window": 8}, 15),
+        ({"strides": (1, 2, 3, 2), "kernels": (3, 4, 5, 4)}, 18),
+    ],
+)
+def test_codec_receptive_field_formula_on_other_shapes(ours, monkeypatch, codec_fields, expected_rf):
+    """The formula, not just the number 21: random decoders (layer scales 1, so long paths are not
+    damped) of other kernels, strides, depths and windows are exact at the receptive field and
+    change with one frame less."""
+    config = dataclasses.replace(ours.config, codec=dataclasses.replace(ours.config.codec, **codec_fields))
+    rf = codec_receptive_field_frames(config)
+    assert rf == expected_rf
+    torch.manual_seed(13)
+    codec = CodecDecoder(config).eval()
+    torch.nn.init.normal_(codec.quantizer.semantic_codebook.embedding_sum)  # zeros at init: no semantic signal
+    codec = _float64_codec(codec, monkeypatch)
+    n = rf + 4
+    codes = _real_codes(torch.Generator().manual_seed(14), 1, n)
+    with torch.no_grad():
+        whole = codec(codes)
+        spf = whole.shape[-1] // n
+        peak = whole.abs().max().item()
+        for f in range(rf, n):
+            expected = whole[:, f * spf : (f + 1) * spf]
+            exact = decode_with_context(codec, codes, f, f + 1, rf)
+            short = decode_with_context(codec, codes, f, f + 1, rf - 1)
+            # measured <= 3.2e-15 (exact) and >= 8.3e-9 (one frame short) over the four shapes
+            assert (exact - expected).abs().max().item() / peak < ROUND_OFF_F64, f
+            assert (short - expected).abs().max().item() / peak > ROUND_OFF_F64, f
+
+
+def test_released_codec_context_covers_its_receptive_field(ours):
+    # Released codec (facts sheet section 2): kernels 3,4,4,4, strides 1,2,2,2, 2 layers per stage,
+    # window 16 at the last stage halved per upsampling, output conv k7, 240 samples per step.
+    released = dataclasses.replace(
+        ours.config.codec, dim=1024, hidden_dim=4096, head_dim=128, semantic_dim=256, kernels=(3, 4, 4, 4),
+        strides=(1, 2, 2, 2), stage_lengths=(2, 2, 2, 2), sliding_window=16, half_window_upon_downsampling=True,
+        patch_kernel=7, patch_size=240,
+    )  # fmt: skip
+    assert released.stage_windows == (2, 4, 8, 16) and released.samples_per_frame == 1920
+    rf = codec_receptive_field_frames(dataclasses.replace(ours.config, codec=released))
+    assert rf == 21 <= CONTEXT_FRAMES
+    assert codec_receptive_field_frames(released) == rf  # a CodecConfig is accepted too
+    # The tiny checkpoint differs from the released codec in widths only (dim 128, head_dim 16,
+    # hidden 512, semantic_dim 32), not in anything that sets the receptive field, so the tests
+    # above on it test the released time structure.
+    time_fields = ("kernels", "strides", "stage_lengths", "stage_windows", "patch_kernel", "patch_size")
+    assert all(getattr(ours.config.codec, k) == getattr(released, k) for k in time_fields)
+    assert codec_receptive_field_frames(ours.config) == rf
