@@ -45,7 +45,8 @@ def load_state_into(
 ) -> None:
     """Assigns every parameter of `model` (built on the meta device) from `weights`.
 
-    Non-persistent buffers (caches, conv state) are created as zeros of `dtype`.
+    Non-persistent buffers (caches, conv state) are created as zeros of `dtype`, or filled
+    with the value a module names in its `buffer_fill` (RMSNorm's row of ones).
     `on_module_loaded(name, module)` runs after each top-level block (e.g. `layers.3`) is
     complete, so callers can quantize it before the next one is read.
     """
@@ -115,7 +116,8 @@ def _materialize_buffers(module: nn.Module, dtype: torch.dtype) -> None:
     for owner in module.modules():
         for name, buf in list(owner.named_buffers(recurse=False)):
             if buf is not None and buf.is_meta:
-                owner.register_buffer(name, torch.zeros(buf.shape, dtype=dtype), persistent=False)
+                fill = getattr(owner, "buffer_fill", {}).get(name, 0.0)
+                owner.register_buffer(name, torch.full(buf.shape, fill, dtype=dtype), persistent=False)
 
 
 def load_stt(

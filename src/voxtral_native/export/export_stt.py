@@ -114,8 +114,12 @@ def export_methods(model: VoxtralRealtime, options: SttExportOptions) -> dict[st
     return {"encode": encode, "decode": decode}
 
 
-def _memory_planning_pass():
+def _memory_planning_pass(share_mutable_buffers: bool = False):
     """ExecuTorch's memory planning, minus a second copy of every mutated buffer.
+
+    `share_mutable_buffers`: a buffer of the same name is one allocation for every method
+    (ExecuTorch's shared state, arena 2; the runtime loads the program with shared memory
+    arenas), e.g. the LM cache that both TTS prefill and decode write.
 
     In executorch 1.5.1 a buffer updated in place (the ring KV caches, the conv context) is
     planned twice: once as the buffer, and once more for the graph output that returns it,
@@ -149,21 +153,26 @@ def _memory_planning_pass():
                 output.meta["spec"] = type(specs)(aliased)
             return super().run(graph_module, graph_signature)
 
-    return BuffersPlannedOnce()
+    return BuffersPlannedOnce(share_mutable_buffers=share_mutable_buffers)
 
 
-def lower(methods: dict, metadata: dict, backend: str) -> bytes:
+def lower(methods: dict, metadata: dict, backend: str, share_mutable_buffers: bool = False) -> bytes:
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 
-    partitioners = []
+    partitioners: dict[str, list] = {name: [] for name in methods}
     if backend == "xnnpack":
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
             XnnpackDynamicallyQuantizedPartitioner,
             XnnpackPartitioner,
         )
 
-        # Dynamically quantized linears first, so the generic partitioner does not split them.
-        partitioners = [XnnpackDynamicallyQuantizedPartitioner(), XnnpackPartitioner()]
+        for name, program in methods.items():
+            # Dynamically quantized linears first, so the generic partitioner does not split
+            # them. Only where there are some: that partitioner takes every linear, float ones
+            # too, each group in a delegate of its own, which cut a float method into ~7
+            # delegate calls per layer instead of one for the whole graph.
+            dynamic = any("choose_qparams" in str(n.target) for n in program.graph.nodes)
+            partitioners[name] = [XnnpackDynamicallyQuantizedPartitioner()] * dynamic + [XnnpackPartitioner()]
     edge = to_edge_transform_and_lower(
         methods,
         partitioner=partitioners,
@@ -173,7 +182,10 @@ def lower(methods: dict, metadata: dict, backend: str) -> bytes:
     # Reinplacing turns the functional cache updates back into in-place writes; quant
     # fusion turns dequantize + embedding into the quantized embedding kernels.
     config = ExecutorchBackendConfig(
-        run_reinplace_pass=True, do_quant_fusion_and_const_prop=True, memory_planning_pass=_memory_planning_pass()
+        run_reinplace_pass=True,
+        do_quant_fusion_and_const_prop=True,
+        memory_planning_pass=_memory_planning_pass(share_mutable_buffers),
+        emit_mutable_buffer_names=share_mutable_buffers,
     )
     return edge.to_executorch(config).buffer
 

@@ -17,14 +17,26 @@ from voxtral_native.export.config import TransformerConfig
 
 
 class RMSNorm(nn.Module):
+    """x * rsqrt(mean(x^2) + eps) * weight, the mean taken in float32.
+
+    The mean over the last axis is a [1, dim] linear of x^2 (times 1 / dim) rather than
+    `mean(-1)`: XNNPACK takes `mean.dim` only over the inner two axes of a 4-D tensor, so
+    every norm written with `mean(-1)` split the graph into a delegate call on each side of
+    a portable op; a linear it takes at any leading shape (dynamic T included).
+    """
+
+    buffer_fill = {"ones": 1.0}  # how the meta-device loader (export/checkpoint.py) fills it
+
     def __init__(self, dim: int, eps: float):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(dim))
         self.eps = eps
+        self.register_buffer("ones", torch.ones(1, dim), persistent=False)  # [1, dim]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xf = x.float()
-        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).to(x.dtype) * self.weight
+        mean_square = nn.functional.linear(xf * xf, self.ones.float()) * (1.0 / xf.shape[-1])  # [..., 1]
+        return (xf * torch.rsqrt(mean_square + self.eps)).to(x.dtype) * self.weight
 
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -95,15 +95,32 @@ class BidirectionalAttention(nn.Module):
         self.wo = nn.Linear(n_heads * head_dim, dim, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t, _ = x.shape
-        q = self.wq(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
-        k = self.wk(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, T, D]
-        v = self.wv(x).view(b, t, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        group = self.n_heads // self.n_kv_heads  # query head h reads kv head h // group
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        scores = (q @ k.transpose(-1, -2)) * self.head_dim**-0.5  # [B, H, T, T]
-        out = scores.softmax(dim=-1) @ v  # [B, H, T, D]
-        return self.wo(out.transpose(1, 2).reshape(b, t, self.n_heads * self.head_dim))
+        return self.wo(grouped_attention(self.wq(x), self.wk(x), self.wv(x), self.n_kv_heads, self.head_dim))
+
+
+def grouped_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_kv_heads: int, head_dim: int, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """GQA over whole sequences: q [B, T, H * D], k and v [B, T, Hkv * D] -> [B, T, H * D].
+
+    Query head h reads kv head h // (H / Hkv). The query heads of one group are stacked
+    along T ([B, Hkv, G * T, D]) instead of repeating k and v per head: the same scores
+    with no expand, which XNNPACK does not take (it would split the graph per layer).
+    `bias` [G * T, T] or [Hkv, G * T, T] is added to the scores (ALiBi, -inf masks).
+    """
+    b, t, _ = q.shape
+    group = q.shape[-1] // (n_kv_heads * head_dim)
+    q = q.view(b, t, n_kv_heads, group, head_dim).permute(0, 2, 3, 1, 4).reshape(b, n_kv_heads, group * t, head_dim)
+    k = k.view(b, t, n_kv_heads, head_dim).transpose(1, 2)  # [B, Hkv, T, D]
+    v = v.view(b, t, n_kv_heads, head_dim).transpose(1, 2)
+    # 3-D bmm over B * Hkv (a 4-D matmul is decomposed with expands, which XNNPACK does not take)
+    q, k, v = (x.reshape(b * n_kv_heads, -1, head_dim) for x in (q, k, v))
+    scores = torch.bmm(q, k.transpose(1, 2)) * head_dim**-0.5  # [B * Hkv, G * T, T]
+    if bias is not None:
+        scores = (scores.view(b, n_kv_heads, group * t, t) + bias).view(b * n_kv_heads, group * t, t)
+    out = torch.bmm(scores.softmax(dim=-1), v)  # [B * Hkv, G * T, D]
+    out = out.view(b, n_kv_heads, group, t, head_dim).permute(0, 3, 1, 2, 4)  # [B, T, Hkv, G, D]
+    return out.reshape(b, t, n_kv_heads * group * head_dim)
 
 
 class AcousticLayer(nn.Module):
@@ -167,10 +184,17 @@ class AcousticTransformer(nn.Module):
 
     def predict_velocity(self, x_t: torch.Tensor, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """x_t [B, 36], t [1] float in [0, 1] (one time for the batch), h [B, dim] -> velocity [B, 36]."""
-        time = self.time_projection(sinusoidal_embedding(t, self.dim).to(h.dtype))  # [1, dim]
-        tokens = torch.stack(
-            [self.input_projection(x_t.to(h.dtype)), time.expand(h.shape[0], -1), self.llm_projection(h)], dim=1
-        )  # [B, 3, dim]
+        return self._velocity(x_t, self._time_token(t, h.shape[0], h.dtype), self.llm_projection(h))
+
+    def _time_token(self, t: torch.Tensor, batch: int, dtype: torch.dtype) -> torch.Tensor:
+        """[B, dim]: the projected sinusoidal embedding of t, one row per batch entry (a cat,
+        not an expand, so XNNPACK keeps it in the delegate)."""
+        time = self.time_projection(sinusoidal_embedding(t, self.dim).to(dtype))  # [1, dim]
+        return torch.cat([time] * batch)
+
+    def _velocity(self, x_t: torch.Tensor, time: torch.Tensor, llm: torch.Tensor) -> torch.Tensor:
+        """x_t [B, 36] and the projected time [B, dim] and LLM [B, dim] tokens -> velocity [B, 36]."""
+        tokens = torch.stack([self.input_projection(x_t.to(llm.dtype)), time, llm], dim=1)  # [B, 3, dim]
         for layer in self.layers:
             tokens = layer(tokens)
         return self.acoustic_codebook_output(self.norm(tokens)[:, 0])
@@ -178,14 +202,16 @@ class AcousticTransformer(nn.Module):
     def flow(self, h: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Euler integration of the velocity from noise [B, 36] (standard normal) at t = 0 to
         x [B, 36] at t = 1: timesteps linspace(0, 1, n_steps + 1), each step evaluating the
-        velocity conditioned on h and unconditioned (h = 0) as one batch of 2B."""
+        velocity conditioned on h and unconditioned (h = 0) as one batch of 2B. The LLM token
+        does not change between steps, so it is projected once (predict_velocity's math)."""
         b = h.shape[0]
         x = noise.to(h.dtype) * NOISE_SCALE
-        h_both = torch.cat([h, torch.zeros_like(h)])  # [2B, dim]: conditioned, unconditioned
+        llm = self.llm_projection(torch.cat([h, torch.zeros_like(h)]))  # [2B, dim]: conditioned, unconditioned
         timesteps = torch.linspace(0, 1, self.n_steps + 1)
         for i in range(self.n_steps):
             dt = timesteps[i + 1] - timesteps[i]
-            v = self.predict_velocity(torch.cat([x, x]), timesteps[i : i + 1], h_both)  # [2B, 36]
+            time = self._time_token(timesteps[i : i + 1], 2 * b, h.dtype)
+            v = self._velocity(torch.cat([x, x]), time, llm)  # [2B, 36]
             v_cond, v_uncond = v[:b], v[b:]
             x = x + (CFG_ALPHA * v_cond - (CFG_ALPHA - 1) * v_uncond) * dt.to(x.dtype)
         return x
@@ -239,9 +265,10 @@ class CodecAttention(nn.Module):
     """Causal sliding-window attention with ALiBi and QK RMSNorm.
 
     Query i sees keys i - window .. i (window + 1 keys, as the ExecuTorch reference:
-    rel_pos >= -window), each biased by slope_h * (j - i) <= 0. Computed over the band only
-    ([B, H, L, window + 1] scores), not an L x L matrix. Streaming (carrying the last
-    `window` keys and values between calls) is the next step and plugs in here.
+    rel_pos >= -window), each biased by slope_h * (j - i) <= 0: `band_bias` builds that
+    as an additive [Hkv, G * L, L] bias (-inf outside the band) once per stage, and the
+    scores are a plain L x L product (L <= 8 x 50 steps here). A band-only form needs
+    unfold and masked_fill, which XNNPACK does not take.
     """
 
     def __init__(self, cfg: CodecConfig, window: int):
@@ -255,24 +282,21 @@ class CodecAttention(nn.Module):
         self.q_norm = RMSNorm(cfg.n_heads * cfg.head_dim, cfg.qk_norm_eps)
         self.k_norm = RMSNorm(cfg.n_kv_heads * cfg.head_dim, cfg.qk_norm_eps)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, length, _ = x.shape
-        w = self.window
-        q = self.q_norm(self.wq(x)).view(b, length, self.n_heads, self.head_dim).transpose(1, 2)  # [B, H, L, D]
-        k = self.k_norm(self.wk(x)).view(b, length, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.wv(x).view(b, length, self.n_kv_heads, self.head_dim).transpose(1, 2)  # [B, Hkv, L, D]
-        group = self.n_heads // self.n_kv_heads
-        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-        # Band of keys per query: zero-pad `window` steps in front, take windows of w + 1.
-        k_band = F.pad(k, (0, 0, w, 0)).unfold(2, w + 1, 1)  # [B, H, L, D, w + 1]: keys i - w .. i
-        v_band = F.pad(v, (0, 0, w, 0)).unfold(2, w + 1, 1)
-        scores = torch.einsum("bhld,bhldw->bhlw", q, k_band) * self.head_dim**-0.5  # [B, H, L, w + 1]
-        offset = torch.arange(-w, 1, device=x.device)  # j - i for each band slot
-        bias = alibi_slopes(self.n_heads).to(x.device)[:, None, None] * offset.to(scores.dtype)  # [H, 1, w + 1]
-        before_start = (torch.arange(length, device=x.device)[:, None] + offset) < 0  # [L, w + 1] padding slots
-        scores = (scores + bias.to(scores.dtype)).masked_fill(before_start, float("-inf"))
-        out = torch.einsum("bhlw,bhldw->bhld", scores.softmax(dim=-1), v_band)  # [B, H, L, D]
-        return self.wo(out.transpose(1, 2).reshape(b, length, self.n_heads * self.head_dim))
+    def band_bias(self, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[Hkv, G * L, L]: slope_h * (j - i) where i - window <= j <= i, else -inf; query
+        head h = kv * G + g at row g * L + i (grouped_attention's layout)."""
+        offset = torch.arange(length, device=device)[None, :] - torch.arange(length, device=device)[:, None]  # j - i
+        in_band = (offset <= 0) & (offset >= -self.window)  # [L, L]
+        slopes = alibi_slopes(self.n_heads).to(device)[:, None, None]  # [H, 1, 1]
+        bias = torch.where(in_band, slopes * offset.to(torch.float32), float("-inf"))  # [H, L, L]
+        return bias.to(dtype).reshape(self.n_kv_heads, -1, length)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x [B, L, dim] -> [B, L, dim]; `bias` from band_bias (made here when not given)."""
+        if bias is None:
+            bias = self.band_bias(x.shape[1], x.dtype, x.device)
+        q, k = self.q_norm(self.wq(x)), self.k_norm(self.wk(x))
+        return self.wo(grouped_attention(q, k, self.wv(x), self.n_kv_heads, self.head_dim, bias))
 
 
 class CodecLayer(nn.Module):
@@ -287,13 +311,14 @@ class CodecLayer(nn.Module):
         self.attention_scale = nn.Parameter(torch.ones(cfg.dim))  # [dim]
         self.ffn_scale = nn.Parameter(torch.ones(cfg.dim))
 
-    def forward(self, x):
-        x = x + self.attention_scale * self.attention(self.attention_norm(x))
+    def forward(self, x, bias=None):
+        x = x + self.attention_scale * self.attention(self.attention_norm(x), bias)
         return x + self.ffn_scale * self.feed_forward(self.ffn_norm(x))
 
 
 class CodecStage(nn.Module):
-    """Transformer layers at one time resolution; x [B, dim, L] channels first, as the convs."""
+    """Transformer layers at one time resolution; x [B, dim, L] channels first, as the convs.
+    Its layers share one window, so the attention bias is built once per stage."""
 
     def __init__(self, cfg: CodecConfig, n_layers: int, window: int):
         super().__init__()
@@ -301,8 +326,9 @@ class CodecStage(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.transpose(1, 2)  # [B, L, dim]
+        bias = self.layers[0].attention.band_bias(x.shape[1], x.dtype, x.device) if len(self.layers) else None
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x, bias)
         return x.transpose(1, 2)
 
 
@@ -363,11 +389,11 @@ class CodecDecoder(nn.Module):
         """codes [B, T, 37] -> audio [B, T * 1920] (whole utterance; sample t * 240 + h of the
         output is channel h of output-conv step t).
 
-        Streaming (chunks equal to the whole decode) is not here yet. The seams where carried
-        state replaces the stream-start padding: each CausalConv's left padding (its last
-        kernel - 1 input steps), each CausalConvTranspose's trimmed tail (kernel - stride
-        outputs still waiting for the next input), each CodecAttention's zero-padded band
-        (its last `window` keys and values)."""
+        Streaming: the decoder is causal with a receptive field of
+        codec_receptive_field_frames (21), so decode_with_context (each chunk after enough
+        left context, its samples dropped) equals this whole decode; the exported codec is
+        this forward, and the runner streams it that way.
+        """
         x = self.quantizer.dequantize(codes).to(self.output_proj.conv.weight.dtype)  # [B, 292, T]
         for block in self.decoder_blocks:
             x = block(x)  # [B, dim, T * upsampling so far]
