@@ -23,20 +23,16 @@ def _make_checkpoint(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     try:
-        from voxtral_native.export.export_stt import SttExportOptions, export_stt
+        if args.model == "stt":
+            from voxtral_native.export.export_stt import SttExportOptions as Options, export_stt as export
+        else:
+            from voxtral_native.export.export_tts import TtsExportOptions as Options, export_tts as export
     except ImportError as e:
         raise VoxtralError(f"exporting needs the [export] extra (pip install 'voxtral-native[export]'): {e}") from e
 
-    options = SttExportOptions(
-        backend=args.backend,
-        quant=args.quant,
-        encoder_quant=args.encoder_quant,
-        embedding_quant=args.embedding_quant,
-        dtype=args.dtype,
-        max_encoder_tokens=args.max_encoder_tokens,
-        max_decoder_tokens=args.max_decoder_tokens,
-    )
-    export_stt(Path(args.checkpoint), Path(args.out), options, progress=print)
+    common = ("checkpoint", "out", "model", "command", "run", "cmake_dir")
+    options = Options(**{k: v for k, v in vars(args).items() if k not in common})
+    export(Path(args.checkpoint), Path(args.out), options, progress=print)
     return 0
 
 
@@ -127,22 +123,39 @@ def _add_export_parser(sub) -> None:
         "export",
         help="export a Mistral checkpoint directory to a program for the runtime",
         description="Export a Mistral-format checkpoint directory to an artifact directory "
-        "(model.pte, tekken.json, manifest.json). Quantization schemes: 4w, 8w, 8da4w, 8da8w for "
-        "linear layers and 4w, 8w for the embedding table, each optionally ':GROUP' "
-        "(group size; 0 = per channel; default 32 for 4-bit, 0 for 8-bit).",
+        "(model.pte, tekken.json, manifest.json; voices.f32 for tts).",
     )
-    ex.add_argument("model", choices=["stt"], help="stt: Voxtral-Mini-4B-Realtime-2602")
-    ex.add_argument("--checkpoint", required=True, metavar="DIR", help="Mistral checkpoint directory")
-    ex.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
-    ex.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack", help="(default: xnnpack)")
-    ex.add_argument("--quant", metavar="SCHEME", help="decoder linear layers and output head (default: none)")
-    ex.add_argument("--encoder-quant", metavar="SCHEME", help="encoder linear layers and adapter (default: none)")
-    ex.add_argument("--embedding-quant", metavar="SCHEME", help="token embedding table (default: none)")
-    ex.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
-                    help="compute dtype of activations, KV caches and unquantized weights (default: fp32, the fastest on CPU)")
-    ex.add_argument("--max-encoder-tokens", type=int, default=32, help="80 ms audio tokens per encode call (default: 32)")
-    ex.add_argument("--max-decoder-tokens", type=int, default=64, help="positions per decode call (default: 64)")
-    ex.set_defaults(run=_export)
+    models = ex.add_subparsers(dest="model", metavar="MODEL", required=True)
+    schemes = ("Quantization schemes: 4w, 8w, 8da4w, 8da8w for linear layers and 4w, 8w for the embedding table, "
+               "each optionally ':GROUP' (group size; 0 = per channel; default 32 for 4-bit, 0 for 8-bit).")
+    stt = models.add_parser("stt", help="Voxtral-Mini-4B-Realtime-2602 (speech-to-text)", description=schemes)
+    tts = models.add_parser("tts", help="Voxtral-4B-TTS-2603 (text-to-speech)", description=schemes)
+    for p in (stt, tts):
+        p.add_argument("--checkpoint", required=True, metavar="DIR", help="Mistral checkpoint directory")
+        p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+        p.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack", help="(default: xnnpack)")
+        p.add_argument("--embedding-quant", metavar="SCHEME", help="token embedding table (default: none)")
+        p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
+                       help="compute dtype of activations, KV caches and unquantized weights "
+                            "(default: fp32, the fastest on CPU)")  # fmt: skip
+        p.set_defaults(run=_export)
+    stt.add_argument("--quant", metavar="SCHEME", help="decoder linear layers and output head (default: none)")
+    stt.add_argument("--encoder-quant", metavar="SCHEME", help="encoder linear layers and adapter (default: none)")
+    stt.add_argument("--max-encoder-tokens", type=int, default=32, help="80 ms audio tokens per encode call (default: 32)")
+    stt.add_argument("--max-decoder-tokens", type=int, default=64, help="positions per decode call (default: 64)")
+    tts.add_argument("--quant", metavar="SCHEME", help="LM linear layers (default: none)")
+    tts.add_argument("--acoustic-quant", metavar="SCHEME",
+                     help="acoustic transformer linear layers and the semantic head (default: none)")
+    tts.add_argument("--codec-quant", metavar="SCHEME",
+                     help="codec transformer linear layers; its convolutions stay float32 (default: none)")
+    tts.add_argument("--max-positions", type=int, default=4096,
+                     help="LM positions per utterance: prompt + one per 80 ms frame (default: 4096)")
+    tts.add_argument("--max-prompt-tokens", type=int, default=512,
+                     help="prompt tokens, voice rows included (default: 512)")
+    tts.add_argument("--max-codec-frames", type=int, default=50,
+                     help="frames per codec call, left context included (default: 50)")
+    tts.add_argument("--bf16-edges", action="store_true",
+                     help="bf16 float inputs and outputs (lm_input_is_bf16 = 1), for the GPU backend's staging")
 
 
 def build_parser() -> argparse.ArgumentParser:

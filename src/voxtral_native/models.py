@@ -41,12 +41,18 @@ class Exporter:
     function: str
     options_class: str
     defaults: dict
+    extra_files: tuple[str, ...] = ()  # what a Hub download fetches beside CHECKPOINT_FILES
 
 
 EXPORTERS = {
     # int4 linears with int8 dynamic activations, int8 token table
     "stt": Exporter("export_stt", "export_stt", "SttExportOptions",
                     {"quant": "8da4w", "encoder_quant": "8da4w", "embedding_quant": "8w"}),
+    # the LM as the speech-to-text decoder; the acoustic transformer reads its weights 7
+    # times per frame (one per Euler step), int8 with dynamic activations; the codec float32
+    "tts": Exporter("export_tts", "export_tts", "TtsExportOptions",
+                    {"quant": "8da4w", "acoustic_quant": "8da8w", "embedding_quant": "8w"},
+                    extra_files=("voice_embedding/*",)),
 }  # fmt: skip
 
 
@@ -121,14 +127,14 @@ def export_cached(checkpoint: Path, kind: str, options: dict | None, progress: C
     return target
 
 
-def download(repo_id: str, progress: Callable[[str], None]) -> Path:
+def download(repo_id: str, kind: str, progress: Callable[[str], None]) -> Path:
     try:
         from huggingface_hub import snapshot_download
     except ImportError as e:
         raise VoxtralError(f"downloading '{repo_id}' needs huggingface_hub (pip install huggingface_hub)") from e
     progress(f"downloading {repo_id} from the Hugging Face Hub")
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=list(CHECKPOINT_FILES)))
+        return Path(snapshot_download(repo_id, allow_patterns=[*CHECKPOINT_FILES, *EXPORTERS[kind].extra_files]))
     except Exception as e:  # network, auth, missing repo: all end the same way for the user
         raise NotFoundError(f"could not download '{repo_id}' from the Hugging Face Hub: {e}") from None
 
@@ -149,5 +155,5 @@ def resolve_model(model: str | os.PathLike, kind: str, export_options: dict | No
         )
     text = str(model)
     if text.count("/") == 1 and not path.exists() and not text.startswith((".", "/")):
-        return export_cached(download(text, progress), kind, export_options, progress)
+        return export_cached(download(text, kind, progress), kind, export_options, progress)
     raise NotFoundError(f"model '{text}' is not a directory and not a Hugging Face repo id (owner/name)")

@@ -101,3 +101,47 @@ def tiny_stt_variant(tiny_stt_dir, tmp_path_factory, worker_id):
         return made_once(tmp_path_factory, worker_id, f"stt-{name}", export)
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_artifact(tiny_tts_dir, tmp_path_factory, worker_id):
+    """The tiny TTS checkpoint exported (fp32, xnnpack) through the CLI, as a user would."""
+    import subprocess
+    import sys
+
+    def export(out: Path) -> None:
+        r = subprocess.run(
+            [sys.executable, "-m", "voxtral_native", "export", "tts", "--checkpoint", str(tiny_tts_dir),
+             "--out", str(out)],
+            capture_output=True, text=True, timeout=1200,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "wrote" in r.stdout and "lowering for xnnpack" in r.stdout  # progress output
+
+    return made_once(tmp_path_factory, worker_id, "tts-fp32", export)
+
+
+# Tiny TTS exports beside the fp32 one (TtsExportOptions fields): every part quantized (each
+# linear scheme once, per-channel and grouped), and bf16 program edges over float32 compute
+# (what the runner's bf16 staging is tested with; bf16 compute on the CPU runs mostly in
+# portable kernels, and its lowering alone took ~8 minutes here).
+TTS_VARIANTS = {
+    "lm8da4w-ac8da8w-codec4w-emb8w": dict(quant="8da4w", acoustic_quant="8da8w", codec_quant="4w:32",
+                                         embedding_quant="8w"),
+    "bf16-edges": dict(bf16_edges=True),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def tiny_tts_variant(tiny_tts_dir, tmp_path_factory, worker_id):
+    """tiny_tts_variant(name) -> the tiny TTS checkpoint exported with TTS_VARIANTS[name], once per run."""
+
+    def get(name: str) -> Path:
+        from voxtral_native.export.export_tts import TtsExportOptions, export_tts
+
+        def export(out: Path) -> None:
+            export_tts(tiny_tts_dir, out, TtsExportOptions(**TTS_VARIANTS[name]), progress=lambda _: None)
+
+        return made_once(tmp_path_factory, worker_id, f"tts-{name}", export)
+
+    return get

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 
-def _export(checkpoint, out):
+def _export(checkpoint, out, kind="stt"):
     return subprocess.run(
-        [sys.executable, "-m", "voxtral_native", "export", "stt", "--checkpoint", str(checkpoint), "--out", str(out)],
+        [sys.executable, "-m", "voxtral_native", "export", kind, "--checkpoint", str(checkpoint), "--out", str(out)],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -24,13 +24,14 @@ def _copy(tiny_stt_dir, tmp_path):
     return broken
 
 
+@pytest.mark.parametrize("kind", ["stt", "tts"])
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
-def test_a_broken_safetensors_file_is_named(tiny_stt_dir, tmp_path, damage):
-    ckpt = _copy(tiny_stt_dir, tmp_path)
+def test_a_broken_safetensors_file_is_named(request, tmp_path, kind, damage):
+    ckpt = _copy(request.getfixturevalue(f"tiny_{kind}_dir"), tmp_path)
     weights = ckpt / "consolidated.safetensors"
     data = weights.read_bytes()
     weights.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x07not safetensors" * 64, "empty": b""}[damage])
-    r = _export(ckpt, tmp_path / "out")
+    r = _export(ckpt, tmp_path / "out", kind)
     assert r.returncode == 2, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "SafetensorError" not in r.stderr
     assert f"{weights} is not a readable safetensors file" in r.stderr
@@ -57,3 +58,21 @@ def test_a_tokenizer_without_the_stream_schedule_is_refused(tiny_stt_dir, tmp_pa
     expected = {"not json": "is not valid JSON", "no audio block": "has no 'audio' block",
                 "no delay": "lacks transcription_delay_ms"}[damage]  # fmt: skip
     assert str(tekken_path) in r.stderr and expected in r.stderr
+
+
+@pytest.mark.parametrize("damage", ["params not json", "voice file garbage", "params of the other model"])
+def test_a_broken_tts_checkpoint_is_named(tiny_tts_dir, tiny_stt_dir, tmp_path, damage):
+    ckpt = _copy(tiny_tts_dir, tmp_path)
+    if damage == "params not json":
+        named = ckpt / "params.json"
+        named.write_text("{ not json")
+    elif damage == "voice file garbage":
+        named = ckpt / "voice_embedding" / "casual_male.pt"
+        named.write_bytes(b"PK\x03\x04 broken zip" * 10)
+    else:
+        named = ckpt / "params.json"
+        shutil.copyfile(tiny_stt_dir / "params.json", named)
+    r = _export(ckpt, tmp_path / "out", "tts")
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and str(named) in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "out" / "model.pte").exists()

@@ -1,4 +1,4 @@
-"""What an exported program tells its runner: constant methods (name -> int or float),
+"""What an exported program tells its runner (speech-to-text and text-to-speech): constant methods (name -> int or float),
 written by export and read by libvoxtral into one struct. The runner hard-codes none of
 these; it refuses a `format_version` it does not know (the artifact's, artifact.py).
 
@@ -74,5 +74,50 @@ def stt_metadata(
         "decoder_window": config.decoder.sliding_window,
         "dim": config.decoder.dim,
         "vocab_size": config.vocab_size,
+        "lm_input_is_bf16": int(activations_bf16),
+    }
+
+
+MODEL_TTS = 2  # `model_kind`: Voxtral TTS (text-to-speech)
+# The streaming schedule of the codec (ExecuTorch's and vllm-omni's numbers): the first chunk
+# once FIRST_CHUNK_FRAMES frames exist (0.4 s), then every CHUNK_FRAMES (2 s), each chunk
+# decoded after CODEC_CONTEXT_FRAMES frames of left context whose samples are dropped.
+FIRST_CHUNK_FRAMES, CHUNK_FRAMES, CODEC_CONTEXT_FRAMES = 5, 25, 25
+
+
+def tts_metadata(config, options, *, activations_bf16: bool) -> dict[str, int | float]:
+    """`config`: export.tts_config.TtsConfig; `options`: export_tts.TtsExportOptions."""
+    from voxtral_native.export.models.tts import CFG_ALPHA, EMPTY_AUDIO, END_AUDIO, NOISE_SCALE
+    from voxtral_native.export.tts_config import N_SPECIAL_CODES
+
+    return {
+        "format_version": FORMAT_VERSION,
+        "model_kind": MODEL_TTS,
+        # audio out
+        "sample_rate": config.sampling_rate,
+        "samples_per_frame": config.codec.samples_per_frame,
+        # codes (every code shifted by n_special_codes; EMPTY_AUDIO and END_AUDIO below it)
+        "n_codebooks": config.n_codebooks,
+        "semantic_codebook_size": config.semantic_codebook_size,
+        "acoustic_levels": config.acoustic_levels,
+        "n_special_codes": N_SPECIAL_CODES,
+        "empty_audio_code": EMPTY_AUDIO,
+        "end_audio_code": END_AUDIO,
+        # flow matching (inside `acoustic`; the runner draws n_acoustic_codebooks noise values)
+        "n_decoding_steps": config.n_decoding_steps,
+        "cfg_alpha": CFG_ALPHA,
+        "noise_scale": NOISE_SCALE,
+        # methods: prefill(token_ids, voice), decode(codes, position), semantic_logits(hidden),
+        # acoustic(hidden, noise), codec(codes)
+        "dim": config.lm.dim,
+        "vocab_size": config.vocab_size,
+        "semantic_logits_size": -(-(config.semantic_codebook_size + N_SPECIAL_CODES) // 128) * 128,
+        "max_positions": options.max_positions,
+        "max_prompt_tokens": options.max_prompt_tokens,
+        "max_codec_frames": options.max_codec_frames,
+        # streaming schedule
+        "first_chunk_frames": FIRST_CHUNK_FRAMES,
+        "chunk_frames": CHUNK_FRAMES,
+        "codec_context_frames": CODEC_CONTEXT_FRAMES,
         "lm_input_is_bf16": int(activations_bf16),
     }
