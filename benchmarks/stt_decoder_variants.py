@@ -68,9 +68,7 @@ def build(variant: str, n_layers: int, path: Path) -> int:
             model, (x, torch.zeros(1, dtype=torch.long), torch.zeros(1, model.dim, dtype=dtype)),
             dynamic_shapes=dynamic if shape == "dynamic" else None,
         )  # fmt: skip
-    program = lower({"forward": exported}, {"n_layers": n_layers}, "xnnpack")
-    path.write_bytes(program)
-    return len(program)
+    return lower({"forward": exported}, {"n_layers": n_layers}, "xnnpack", path)
 
 
 def time_steps(path: Path, dim: int, steps: int, dtype: torch.dtype, rows: int) -> list[float]:

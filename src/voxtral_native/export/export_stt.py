@@ -156,7 +156,14 @@ def _memory_planning_pass(share_mutable_buffers: bool = False):
     return BuffersPlannedOnce(share_mutable_buffers=share_mutable_buffers)
 
 
-def lower(methods: dict, metadata: dict, backend: str, share_mutable_buffers: bool = False) -> bytes:
+def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mutable_buffers: bool = False) -> int:
+    """Lowers the traced `methods` and writes the program to `out_path`; returns its size.
+
+    Memory: `methods` is emptied once the edge programs exist (callers drop the eager model
+    first), so the traced programs' weights can be freed before serialization, and the
+    program is written from ExecuTorch's non-contiguous buffers (`write_to_file`) instead of
+    joined into one bytes object first: each saves a copy of the program's size.
+    """
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 
     partitioners: dict[str, list] = {name: [] for name in methods}
@@ -187,7 +194,13 @@ def lower(methods: dict, metadata: dict, backend: str, share_mutable_buffers: bo
         memory_planning_pass=_memory_planning_pass(share_mutable_buffers),
         emit_mutable_buffer_names=share_mutable_buffers,
     )
-    return edge.to_executorch(config).buffer
+    methods.clear()
+    program = edge.to_executorch(config)
+    del edge
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_path, "wb") as f:
+        program.write_to_file(f)
+    return out_path.stat().st_size
 
 
 def export_stt(
@@ -223,22 +236,19 @@ def export_stt(
     step("tracing encode and decode (torch.export)")
     methods = export_methods(model, options)
     step(f"lowering for {options.backend}")
-    program = lower(methods, metadata, options.backend)
-    del methods, model
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    del model  # the traced programs hold what they need
     pte = out_dir / PROGRAM_FILE
-    pte.write_bytes(program)
+    program_bytes = lower(methods, metadata, options.backend, pte)
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")
     write_manifest(
         out_dir, "stt", options.backend, {"program": PROGRAM_FILE, "tokenizer": "tekken.json"},
         options={k: v for k, v in asdict(options).items() if k != "schemes"},
         model="Voxtral-Mini-4B-Realtime-2602",
         source_checkpoint=str(checkpoint_dir.resolve()),
-        program_bytes=len(program),
+        program_bytes=program_bytes,
         quantization={k: str(v) if v else None for k, v in s.items()},
         metadata=metadata,
         export_seconds=round(time.monotonic() - start, 1),
     )
-    step(f"wrote {pte} ({len(program) / 1e6:.1f} MB)")
+    step(f"wrote {pte} ({program_bytes / 1e6:.1f} MB)")
     return pte

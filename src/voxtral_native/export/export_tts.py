@@ -227,12 +227,10 @@ def export_tts(
     step("tracing prefill, decode, semantic_logits, acoustic and codec (torch.export)")
     methods = export_methods(model, options)
     step(f"lowering for {options.backend}")
-    program = lower(methods, metadata, options.backend, share_mutable_buffers=True)  # prefill and decode: one LM cache
-    del methods, model
-
-    out_dir.mkdir(parents=True, exist_ok=True)
+    del model  # the traced programs hold what they need
     pte = out_dir / PROGRAM_FILE
-    pte.write_bytes(program)
+    # prefill and decode share one LM cache
+    program_bytes = lower(methods, metadata, options.backend, pte, share_mutable_buffers=True)
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")
     index = write_voices(out_dir, voices)
 
@@ -241,12 +239,12 @@ def export_tts(
         options={k: v for k, v in asdict(options).items() if k != "schemes"},
         model="Voxtral-4B-TTS-2603",
         source_checkpoint=str(checkpoint_dir.resolve()),
-        program_bytes=len(program),
+        program_bytes=program_bytes,
         quantization={k: str(v) if v else None for k, v in options.schemes.items()},
         voices=index.to_manifest(),
         params_defaults=list(config.defaults_used),
         metadata=metadata,
         export_seconds=round(time.monotonic() - start, 1),
     )
-    step(f"wrote {pte} ({len(program) / 1e6:.1f} MB) and {len(voices)} voices")
+    step(f"wrote {pte} ({program_bytes / 1e6:.1f} MB) and {len(voices)} voices")
     return pte
