@@ -14,7 +14,7 @@ import torch
 
 import voxtral_native
 from voxtral_native.artifact import FORMAT_VERSION, read_artifact
-from voxtral_native.export.export_tts import TtsExportOptions, _Acoustic, _Codec, _Decode, _Prefill, _SemanticLogits
+from voxtral_native.export.export_tts import TtsExportOptions, _Codec, _Decode, _Prefill, _SemanticLogits
 from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, FIRST_CHUNK_FRAMES
 from voxtral_native.export.models.tts import decode_with_context
 from voxtral_native.export.tts_checkpoint import load_tts
@@ -167,22 +167,36 @@ def test_semantic_logits_match_eager(tiny_tts_artifact, eager):
     assert rel_err(got[finite], expected[finite]) < 1e-4  # measured 1.6e-7
 
 
-def test_acoustic_codes_match_eager(tiny_tts_artifact, eager):
-    """All 7 Euler steps in one call. Codes agree except where the eager flow output sits
-    within 1e-4 of a rounding boundary (float noise may round either way there)."""
+def program_acoustic(program, hidden, noise, n_steps=7):
+    """The runner's flow loop: acoustic_step n_steps times from x = noise; the last codes."""
+    x = noise
+    for step in range(n_steps):
+        x, codes = run(program, "acoustic_step", hidden, x, torch.tensor([step]))
+    return x, codes
+
+
+def test_acoustic_steps_match_eager(tiny_tts_artifact, eager):
+    """Each Euler step against the eager one, and 7 program steps against the eager flow.
+    Codes agree except where the eager flow output sits within 1e-4 of a rounding boundary
+    (float noise may round either way there)."""
     program = load_program(tiny_tts_artifact)
     at = eager.acoustic_transformer
     g = torch.Generator().manual_seed(2)
     near_boundary = 0
     for _ in range(8):
         hidden, noise = torch.randn(1, eager.config.lm.dim, generator=g), torch.randn(1, 36, generator=g)
-        (got,) = run(program, "acoustic", hidden, noise)
-        expected = _Acoustic(eager, torch.float32)(hidden, noise)
-        assert got.dtype == torch.int64 and got.shape == (1, 36)
+        x_got, x_ref = noise, noise
+        for step in range(7):
+            x_next, codes = run(program, "acoustic_step", hidden, x_got, torch.tensor([step]))
+            x_ref = at.euler_step(hidden, x_ref, torch.tensor([step]))
+            assert x_next.shape == (1, 36) and codes.dtype == torch.int64 and codes.shape == (1, 36)
+            assert float((x_next - x_ref).abs().max()) < 1e-4  # measured <= 6e-7
+            x_got = x_next
+        expected = at.acoustic_codes(hidden, noise)
         scaled = (at.flow(hidden, noise).clamp(-1, 1) + 1) / 2 * (LEVELS - 1)
         ambiguous = ((scaled - scaled.floor()) - 0.5).abs() < 1e-4
         near_boundary += int(ambiguous.sum())
-        assert torch.equal(got[~ambiguous], expected[~ambiguous])
+        assert torch.equal(codes[~ambiguous], expected[~ambiguous])
     assert near_boundary <= 2  # the exemption stays the exception
 
 
@@ -249,8 +263,8 @@ def test_quantized_export_runs_and_its_error_is_measured(tiny_tts_variant, tiny_
     assert rel_err(h_q, h_ref) < 0.3  # measured 0.113-0.118 over three voices and prompts
     g = torch.Generator().manual_seed(4)
     hidden, noise = torch.randn(1, eager.config.lm.dim, generator=g), torch.randn(1, 36, generator=g)
-    (codes_q,) = run(program, "acoustic", hidden, noise)
-    codes_ref = _Acoustic(eager, torch.float32)(hidden, noise)
+    _, codes_q = program_acoustic(program, hidden, noise)
+    codes_ref = eager.acoustic_transformer.acoustic_codes(hidden, noise)
     assert float((codes_q - codes_ref).abs().float().mean()) < 0.5  # measured 0-0.17 levels of 21
     codes = real_codes(g, 20)
     assert rel_err(program_codec(program, codes), _Codec(eager)(codes)[0]) < 0.2  # measured 0.072-0.086 (4-bit)

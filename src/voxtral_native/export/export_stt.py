@@ -18,6 +18,7 @@ Both keep their state (conv context, ring KV caches) inside the program.
 
 from __future__ import annotations
 
+import gc
 import shutil
 import time
 from collections.abc import Callable
@@ -159,8 +160,8 @@ def _memory_planning_pass(share_mutable_buffers: bool = False):
 def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mutable_buffers: bool = False) -> int:
     """Lowers the traced `methods` and writes the program to `out_path`; returns its size.
 
-    Memory: `methods` is emptied once the edge programs exist (callers drop the eager model
-    first), so the traced programs' weights can be freed before serialization, and the
+    Memory: `methods` is emptied as its programs are lowered, one at a time (callers drop the
+    eager model first), so each traced program's weights can be freed once in its delegate, and the
     program is written from ExecuTorch's non-contiguous buffers (`write_to_file`) instead of
     joined into one bytes object first: each saves a copy of the program's size.
     """
@@ -180,12 +181,21 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
             # delegate calls per layer instead of one for the whole graph.
             dynamic = any("choose_qparams" in str(n.target) for n in program.graph.nodes)
             partitioners[name] = [XnnpackDynamicallyQuantizedPartitioner()] * dynamic + [XnnpackPartitioner()]
-    edge = to_edge_transform_and_lower(
-        methods,
-        partitioner=partitioners,
-        compile_config=EdgeCompileConfig(_check_ir_validity=False),  # voxtral:: ops are not core ATen
-        constant_methods=metadata,
-    )
+    # One method at a time, each traced program dropped once lowered: its weights then live
+    # only in the delegate's blob, not twice over every method's lowering.
+    from executorch.exir.program import EdgeProgramManager
+
+    compile_config = EdgeCompileConfig(_check_ir_validity=False)  # voxtral:: ops are not core ATen
+    lowered = {}
+    for name in list(methods):
+        single = to_edge_transform_and_lower(
+            {name: methods.pop(name)}, partitioner={name: partitioners[name]}, compile_config=compile_config
+        )
+        lowered[name] = single.exported_program(name)
+        del single
+        gc.collect()
+    edge = EdgeProgramManager(lowered, constant_methods=metadata, compile_config=compile_config)
+    del lowered
     # Reinplacing turns the functional cache updates back into in-place writes; quant
     # fusion turns dequantize + embedding into the quantized embedding kernels.
     config = ExecutorchBackendConfig(
@@ -194,7 +204,6 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
         memory_planning_pass=_memory_planning_pass(share_mutable_buffers),
         emit_mutable_buffer_names=share_mutable_buffers,
     )
-    methods.clear()
     program = edge.to_executorch(config)
     del edge
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,9 +19,15 @@ bf16-edge export, whose metadata says lm_input_is_bf16 = 1):
         one LM step fed the sum of the previous frame's 37 code embeddings.
     semantic_logits(hidden [1, dim] f32) -> logits [1, 8320] f32
         masked (EMPTY_AUDIO and the padding past 8194 at -inf), for temperature sampling only.
-    acoustic(hidden [1, dim] f32, noise [1, 36] f32) -> acoustic_codes [1, 36] i64
-        all Euler steps of the flow matching, conditioned and unconditioned velocity as a
-        batch of 2, CFG, quantized (ties to even). The noise comes from the runner's generator.
+    acoustic_step(hidden [1, dim] f32, x [1, 36] f32, step [1] i64)
+        -> (x_next [1, 36] f32, acoustic_codes [1, 36] i64)
+        one Euler step of the flow matching (conditioned and unconditioned velocity as a
+        batch of 2, CFG) from timesteps[step] to timesteps[step + 1] of
+        linspace(0, 1, n_decoding_steps + 1), and x_next quantized (ties to even). A runner
+        calls it n_decoding_steps times per frame, x starting at noise * noise_scale (the
+        noise from its generator), and keeps the last step's codes. (One step per call, not
+        all seven unrolled: the unrolled method's lowering held a copy of the weights per step
+        and could not export at full size within 24 GB.)
     codec(codes [1, F, 37] i64) -> audio [1, F * 1920] f32
         exactly F frames: the codec is causal, so a runner pads a shorter call on the right
         (with EMPTY_AUDIO) and keeps the first n * 1920 samples, which equal an n-frame
@@ -48,7 +54,7 @@ from torch import nn
 from voxtral_native.artifact import write_manifest
 from voxtral_native.export.export_stt import BACKENDS, DTYPES, lower
 from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, tts_metadata
-from voxtral_native.export.models.tts import VoxtralTts
+from voxtral_native.export.models.tts import VoxtralTts, quantize_acoustic
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantize_module_
 from voxtral_native.export.tts_checkpoint import load_tts
 from voxtral_native.export.voices import VOICES_FILE, read_voices, write_voices
@@ -153,9 +159,11 @@ class _SemanticLogits(_Method):
         return self.model.acoustic_transformer.semantic_logits(hidden.to(self.dtype)).to(self.edge)
 
 
-class _Acoustic(_Method):
-    def forward(self, hidden: torch.Tensor, noise: torch.Tensor):
-        return self.model.acoustic_transformer.acoustic_codes(hidden.to(self.dtype), noise.to(self.dtype))
+class _AcousticStep(_Method):
+    def forward(self, hidden: torch.Tensor, x: torch.Tensor, step: torch.Tensor):
+        at = self.model.acoustic_transformer
+        x_next = at.euler_step(hidden.to(self.dtype), x.to(self.dtype), step)
+        return x_next.to(self.edge), quantize_acoustic(x_next.float(), at.levels)
 
 
 class _Codec(nn.Module):
@@ -185,9 +193,10 @@ def export_methods(model: VoxtralTts, options: TtsExportOptions) -> dict[str, to
             "semantic_logits": torch.export.export(
                 _SemanticLogits(model, dtype, edge), (torch.zeros(1, dim, dtype=edge),)
             ),
-            "acoustic": torch.export.export(
-                _Acoustic(model, dtype, edge),
-                (torch.zeros(1, dim, dtype=edge), torch.zeros(1, cfg.n_acoustic_codebooks, dtype=edge)),
+            "acoustic_step": torch.export.export(
+                _AcousticStep(model, dtype, edge),
+                (torch.zeros(1, dim, dtype=edge), torch.zeros(1, cfg.n_acoustic_codebooks, dtype=edge),
+                 torch.tensor([0])),
             ),
             "codec": torch.export.export(
                 _Codec(model), (torch.full((1, options.max_codec_frames, n_codes), 2, dtype=torch.long),)
@@ -224,7 +233,7 @@ def export_tts(
     )  # fmt: skip
     model.audio_tokenizer.float()  # the codec computes in float32 whatever the LM's dtype
     metadata = tts_metadata(model.config, options, activations_bf16=options.bf16_edges)
-    step("tracing prefill, decode, semantic_logits, acoustic and codec (torch.export)")
+    step("tracing prefill, decode, semantic_logits, acoustic_step and codec (torch.export)")
     methods = export_methods(model, options)
     step(f"lowering for {options.backend}")
     del model  # the traced programs hold what they need

@@ -103,12 +103,13 @@ def tts_metadata(config, options, *, activations_bf16: bool) -> dict[str, int | 
         "n_special_codes": N_SPECIAL_CODES,
         "empty_audio_code": EMPTY_AUDIO,
         "end_audio_code": END_AUDIO,
-        # flow matching (inside `acoustic`; the runner draws n_acoustic_codebooks noise values)
+        # flow matching: the runner draws n_acoustic_codebooks noise values per frame and calls
+        # acoustic_step n_decoding_steps times
         "n_decoding_steps": config.n_decoding_steps,
         "cfg_alpha": CFG_ALPHA,
         "noise_scale": NOISE_SCALE,
         # methods: prefill(token_ids, voice), decode(codes, position), semantic_logits(hidden),
-        # acoustic(hidden, noise), codec(codes)
+        # acoustic_step(hidden, x, step), codec(codes)
         "dim": config.lm.dim,
         "vocab_size": config.vocab_size,
         "semantic_logits_size": -(-(config.semantic_codebook_size + N_SPECIAL_CODES) // 128) * 128,

@@ -199,21 +199,29 @@ class AcousticTransformer(nn.Module):
             tokens = layer(tokens)
         return self.acoustic_codebook_output(self.norm(tokens)[:, 0])
 
-    def flow(self, h: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-        """Euler integration of the velocity from noise [B, 36] (standard normal) at t = 0 to
-        x [B, 36] at t = 1: timesteps linspace(0, 1, n_steps + 1), each step evaluating the
-        velocity conditioned on h and unconditioned (h = 0) as one batch of 2B. The LLM token
-        does not change between steps, so it is projected once (predict_velocity's math)."""
+    def euler_step(self, h: torch.Tensor, x: torch.Tensor, step: torch.Tensor) -> torch.Tensor:
+        """One Euler step of the flow: h [B, dim], x [B, 36] at timesteps[step] -> x at
+        timesteps[step + 1], with timesteps linspace(0, 1, n_steps + 1) and step [1] int64 in
+        [0, n_steps). The velocity is evaluated conditioned on h and unconditioned (h = 0) as
+        one batch of 2B, then mixed by CFG. One step per program call: unrolling the 7 steps in
+        one method made XNNPACK's lowering hold a copy of the weights per step (full size:
+        +3 GB at 1 step, +7.2 GB at 2, past 24 GB at 7; benchmarks/results/tts_export_full.md)."""
         b = h.shape[0]
-        x = noise.to(h.dtype) * NOISE_SCALE
         llm = self.llm_projection(torch.cat([h, torch.zeros_like(h)]))  # [2B, dim]: conditioned, unconditioned
         timesteps = torch.linspace(0, 1, self.n_steps + 1)
+        t = timesteps.index_select(0, step)  # [1]
+        dt = timesteps.index_select(0, step + 1) - t
+        time = self._time_token(t, 2 * b, h.dtype)
+        v = self._velocity(torch.cat([x, x]), time, llm)  # [2B, 36]
+        v_cond, v_uncond = v[:b], v[b:]
+        return x + (CFG_ALPHA * v_cond - (CFG_ALPHA - 1) * v_uncond) * dt.to(x.dtype)
+
+    def flow(self, h: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Euler integration of the velocity from noise [B, 36] (standard normal) at t = 0 to
+        x [B, 36] at t = 1: n_steps calls of euler_step."""
+        x = noise.to(h.dtype) * NOISE_SCALE
         for i in range(self.n_steps):
-            dt = timesteps[i + 1] - timesteps[i]
-            time = self._time_token(timesteps[i : i + 1], 2 * b, h.dtype)
-            v = self._velocity(torch.cat([x, x]), time, llm)  # [2B, 36]
-            v_cond, v_uncond = v[:b], v[b:]
-            x = x + (CFG_ALPHA * v_cond - (CFG_ALPHA - 1) * v_uncond) * dt.to(x.dtype)
+            x = self.euler_step(h, x, torch.tensor([i]))
         return x
 
     def acoustic_codes(self, h: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
