@@ -48,5 +48,6 @@ void register_program(py::module_& m);
 void register_log_mel(py::module_& m);
 void register_stt(py::module_& m);
 void register_tokenizer(py::module_& m);
+void register_tts(py::module_& m);
 
 }  // namespace voxtral::python

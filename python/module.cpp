@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   voxtral::python::register_log_mel(m);
   voxtral::python::register_stt(m);
   voxtral::python::register_tokenizer(m);
+  voxtral::python::register_tts(m);
 }

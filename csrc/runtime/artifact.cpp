@@ -103,6 +103,8 @@ Result<Artifact> read_artifact(const std::string& dir, const std::string& expect
     }
     a.files.emplace_back(std::string(files->key(i)), file.string());
   }
+  a.manifest_path = path;
+  a.manifest = std::make_shared<const text::JsonDocument>(std::move(doc));
   return a;
 }
 

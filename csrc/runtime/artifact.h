@@ -9,10 +9,12 @@
 // constant methods, so a program cannot disagree with itself.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "text/json.h"
 #include "voxtral/status.h"
 
 namespace voxtral {
@@ -28,6 +30,8 @@ struct Artifact {
   std::string kind;     // "stt" (speech-to-text) or "tts" (text-to-speech)
   std::string backend;  // what the program was lowered for: "xnnpack", "portable", ...
   std::vector<std::pair<std::string, std::string>> files;  // role -> file name in `dir`
+  std::shared_ptr<const text::JsonDocument> manifest;     // the whole file (kind-specific entries)
+  std::string manifest_path;
 
   // Path of the file listed under `role` ("program", "tokenizer", ...); NotFound if the
   // manifest lists none.

@@ -129,7 +129,7 @@ struct Program::Impl {
 Program::Program(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Program::~Program() = default;
 
-Result<std::unique_ptr<Program>> Program::load(const std::string& path) {
+Result<std::unique_ptr<Program>> Program::load(const std::string& path, const ProgramOptions& options) {
   if (!std::ifstream(path, std::ios::binary).good()) {
     return Status(ErrorCode::kNotFound, "program file '" + path + "' does not exist or cannot be read");
   }
@@ -137,7 +137,9 @@ Result<std::unique_ptr<Program>> Program::load(const std::string& path) {
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   // Mmap: weights stay in the page cache, shared by every Program over the same file.
-  impl->module = std::make_unique<Module>(path, Module::LoadMode::Mmap);
+  impl->module = std::make_unique<Module>(path, Module::LoadMode::Mmap, /*event_tracer=*/nullptr,
+                                          /*memory_allocator=*/nullptr, /*temp_allocator=*/nullptr,
+                                          options.share_memory_arenas);
   if (Error e = impl->module->load(); e != Error::Ok) {
     return from_executorch(e, "'" + path + "' is not a loadable ExecuTorch program");
   }
@@ -187,6 +189,7 @@ const char* dtype_name(DType dtype) {
   switch (dtype) {
     case DType::kFloat32: return "float32";
     case DType::kInt64: return "int64";
+    case DType::kBFloat16: return "bfloat16";
   }
   return "unknown";
 }
@@ -194,7 +197,12 @@ const char* dtype_name(DType dtype) {
 namespace {
 
 et::aten::ScalarType to_scalar_type(DType dtype) {
-  return dtype == DType::kInt64 ? et::aten::ScalarType::Long : et::aten::ScalarType::Float;
+  switch (dtype) {
+    case DType::kInt64: return et::aten::ScalarType::Long;
+    case DType::kBFloat16: return et::aten::ScalarType::BFloat16;
+    case DType::kFloat32: break;
+  }
+  return et::aten::ScalarType::Float;
 }
 
 }  // namespace
@@ -245,6 +253,8 @@ Result<std::vector<TensorView>> Program::execute(const std::string& method, cons
       view.dtype = DType::kFloat32;
     } else if (tensor.scalar_type() == et::aten::ScalarType::Long) {
       view.dtype = DType::kInt64;
+    } else if (tensor.scalar_type() == et::aten::ScalarType::BFloat16) {
+      view.dtype = DType::kBFloat16;
     } else {
       return Status(ErrorCode::kInvalidProgram, "output " + std::to_string(i) + " of '" + method +
                                                     "' has unsupported dtype code " +

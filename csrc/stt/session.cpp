@@ -9,6 +9,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "runtime/busy_guard.h"
 #include "stt/runner_impl.h"
 #include "voxtral/log_mel.h"
 
@@ -121,30 +122,6 @@ struct SttSession::Impl {
     return feed_zeros(static_cast<int64_t>(r->metadata.n_left_pad_tokens) * r->metadata.samples_per_token);
   }
 };
-
-namespace {
-
-// Marks a session busy for one feed() / flush(); a call that finds it busy fails instead of
-// racing on the program's state.
-class BusyGuard {
- public:
-  explicit BusyGuard(std::atomic<bool>& busy) : busy_(busy), acquired_(!busy.exchange(true, std::memory_order_acquire)) {}
-  ~BusyGuard() {
-    if (acquired_) busy_.store(false, std::memory_order_release);
-  }
-  Status status() const {
-    return acquired_ ? Status::Ok()
-                     : Status(ErrorCode::kFailedPrecondition,
-                              "the session is in use by another thread: a session is one stream; use one session "
-                              "per thread (a runner is shared)");
-  }
-
- private:
-  std::atomic<bool>& busy_;
-  const bool acquired_;
-};
-
-}  // namespace
 
 SttSession::SttSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 SttSession::~SttSession() = default;

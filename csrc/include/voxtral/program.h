@@ -29,7 +29,7 @@ struct FloatTensor {
   std::vector<float> data;  // product(shape) values
 };
 
-enum class DType : int { kFloat32 = 0, kInt64 = 1 };
+enum class DType : int { kFloat32 = 0, kInt64 = 1, kBFloat16 = 2 };
 VOXTRAL_API const char* dtype_name(DType dtype);
 
 // A tensor that does not own its data: inputs borrow the caller's memory, outputs
@@ -41,6 +41,8 @@ struct TensorView {
 
   static TensorView f32(const float* data, std::vector<int64_t> shape) { return {DType::kFloat32, data, std::move(shape)}; }
   static TensorView i64(const int64_t* data, std::vector<int64_t> shape) { return {DType::kInt64, data, std::move(shape)}; }
+  // bf16 values as their raw 16 bits (voxtral/bf16.h converts).
+  static TensorView bf16(const uint16_t* data, std::vector<int64_t> shape) { return {DType::kBFloat16, data, std::move(shape)}; }
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -48,6 +50,7 @@ struct TensorView {
   }
   const float* f32() const { return static_cast<const float*>(data); }
   const int64_t* i64() const { return static_cast<const int64_t*>(data); }
+  const uint16_t* bf16() const { return static_cast<const uint16_t*>(data); }
 };
 
 // One constant of a model's metadata as a runner lists it (SttRunner::metadata_entries()):
@@ -59,11 +62,18 @@ struct MetadataEntry {
   double double_value = 0;  // every constant, as a number
 };
 
+struct ProgramOptions {
+  // All methods share one activation arena and one arena of shared mutable buffers: needed
+  // by programs whose methods share state (the TTS program's prefill and decode write one
+  // KV cache). An output is then valid only until the next call of any method.
+  bool share_memory_arenas = false;
+};
+
 class VOXTRAL_API Program {
  public:
   // Memory-maps and verifies the program. NotFound if the file does not exist,
   // InvalidProgram if it is not a loadable program.
-  static Result<std::unique_ptr<Program>> load(const std::string& path);
+  static Result<std::unique_ptr<Program>> load(const std::string& path, const ProgramOptions& options = {});
   ~Program();
   Program(const Program&) = delete;
   Program& operator=(const Program&) = delete;
@@ -86,7 +96,7 @@ class VOXTRAL_API Program {
   // the method's signature.
   Result<std::vector<FloatTensor>> run(const std::string& method, const std::vector<FloatTensor>& inputs);
 
-  // The zero-copy form used by the runners: inputs are read in place (float32 or int64,
+  // The zero-copy form used by the runners: inputs are read in place (float32, bf16 or int64,
   // checked against the method's signature); outputs are views into the program's
   // memory, valid until the next execute/run on this Program.
   Result<std::vector<TensorView>> execute(const std::string& method, const std::vector<TensorView>& inputs);

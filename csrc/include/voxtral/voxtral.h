@@ -7,6 +7,7 @@
 // CMake: find_package(voxtral REQUIRED); target_link_libraries(app PRIVATE voxtral::voxtral)
 #pragma once
 
+#include "voxtral/bf16.h"
 #include "voxtral/export.h"
 #include "voxtral/log_mel.h"
 #include "voxtral/program.h"
@@ -14,3 +15,4 @@
 #include "voxtral/status.h"
 #include "voxtral/stt.h"
 #include "voxtral/tokenizer.h"
+#include "voxtral/tts.h"
