@@ -1,9 +1,11 @@
 #include "cli/wav.h"
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
 namespace voxtral::cli {
 
@@ -11,6 +13,28 @@ namespace {
 
 uint32_t u32(const unsigned char* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
 uint16_t u16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// WAV is little-endian whatever the host is: every number is written byte by byte.
+void put_u32(unsigned char* p, uint32_t v) {
+  p[0] = static_cast<unsigned char>(v);
+  p[1] = static_cast<unsigned char>(v >> 8);
+  p[2] = static_cast<unsigned char>(v >> 16);
+  p[3] = static_cast<unsigned char>(v >> 24);
+}
+void put_u16(unsigned char* p, uint16_t v) {
+  p[0] = static_cast<unsigned char>(v);
+  p[1] = static_cast<unsigned char>(v >> 8);
+}
+
+// The header WavWriter writes: RIFF, an 18-byte fmt chunk (IEEE float needs the cbSize
+// field), a fact chunk (the sample count, which the format requires of every non-PCM file),
+// then data. Offsets of the three sizes close() patches:
+constexpr long kRiffSizeAt = 4;
+constexpr long kFactSamplesAt = 46;
+constexpr long kDataSizeAt = 54;
+constexpr uint32_t kHeaderBytes = 58;
+// The RIFF size counts every byte after its own field: the header's 50 and the data.
+constexpr uint64_t kMaxDataBytes = 0xFFFFFFFFull - (kHeaderBytes - 8);
 
 }  // namespace
 
@@ -70,6 +94,94 @@ Result<Wav> read_wav(const std::string& path) {
     wav.samples[f] = static_cast<float>(sum / channels);
   }
   return wav;
+}
+
+WavWriter::~WavWriter() {
+  if (is_open()) (void)close();  // best effort: a destructor has no one to report to
+}
+
+Status WavWriter::io_error(const std::string& what) const {
+  return Status(ErrorCode::kIoError, what + " '" + path_ + "': " + std::strerror(errno));
+}
+
+Status WavWriter::open(const std::string& path, int sample_rate) {
+  if (is_open()) return Status(ErrorCode::kFailedPrecondition, "WavWriter::open: '" + path_ + "' is still open");
+  if (sample_rate <= 0) {
+    return Status(ErrorCode::kInvalidArgument, "WavWriter::open: sample rate " + std::to_string(sample_rate));
+  }
+  path_ = path;
+  samples_ = 0;
+  errno = 0;
+  file_ = std::fopen(path.c_str(), "wb");
+  if (file_ == nullptr) return io_error("cannot create");
+  unsigned char h[kHeaderBytes] = {};
+  std::memcpy(h, "RIFF", 4);
+  put_u32(h + kRiffSizeAt, kHeaderBytes - 8);  // no samples yet; close() writes the real sizes
+  std::memcpy(h + 8, "WAVE", 4);
+  std::memcpy(h + 12, "fmt ", 4);
+  put_u32(h + 16, 18);
+  put_u16(h + 20, 3);  // WAVE_FORMAT_IEEE_FLOAT
+  put_u16(h + 22, 1);  // mono
+  put_u32(h + 24, static_cast<uint32_t>(sample_rate));
+  put_u32(h + 28, static_cast<uint32_t>(sample_rate) * 4u);  // bytes per second
+  put_u16(h + 32, 4);   // bytes per sample frame
+  put_u16(h + 34, 32);  // bits per sample
+  put_u16(h + 36, 0);   // cbSize: no extension
+  std::memcpy(h + 38, "fact", 4);
+  put_u32(h + 42, 4);
+  put_u32(h + kFactSamplesAt, 0);
+  std::memcpy(h + 50, "data", 4);
+  put_u32(h + kDataSizeAt, 0);
+  if (std::fwrite(h, 1, sizeof h, file_) != sizeof h || std::fflush(file_) != 0) {
+    Status s = io_error("cannot write");
+    std::fclose(file_);
+    file_ = nullptr;
+    return s;
+  }
+  return Status::Ok();
+}
+
+Status WavWriter::append(const float* samples, size_t n) {
+  if (!is_open()) return Status(ErrorCode::kFailedPrecondition, "WavWriter::append: no file is open");
+  if (n == 0) return Status::Ok();
+  if (n > (kMaxDataBytes / 4) - samples_) {
+    return Status(ErrorCode::kOutOfRange, "'" + path_ + "': more than a WAV file's 4 GiB of samples");
+  }
+  buffer_.resize(n * 4);
+  for (size_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &samples[i], 4);
+    put_u32(&buffer_[i * 4], bits);
+  }
+  errno = 0;
+  // Flushed per call: the file holds every sample appended so far, for a reader that follows
+  // it or for the audio made before a later failure.
+  if (std::fwrite(buffer_.data(), 1, buffer_.size(), file_) != buffer_.size() || std::fflush(file_) != 0) {
+    return io_error("cannot write");
+  }
+  samples_ += n;
+  return Status::Ok();
+}
+
+Status WavWriter::close() {
+  if (!is_open()) return Status(ErrorCode::kFailedPrecondition, "WavWriter::close: no file is open");
+  const uint64_t data_bytes = samples_ * 4;  // at most kMaxDataBytes (append's check)
+  unsigned char v[4];
+  Status status = Status::Ok();
+  errno = 0;
+  for (auto [at, value] : {std::pair<long, uint32_t>{kRiffSizeAt, static_cast<uint32_t>(kHeaderBytes - 8 + data_bytes)},
+                           {kFactSamplesAt, static_cast<uint32_t>(samples_)},
+                           {kDataSizeAt, static_cast<uint32_t>(data_bytes)}}) {
+    put_u32(v, value);
+    if (std::fseek(file_, at, SEEK_SET) != 0 || std::fwrite(v, 1, 4, file_) != 4) {
+      status = io_error("cannot write the sizes of");
+      break;
+    }
+  }
+  // fclose flushes: its failure (a full disk, say) is a failure to write the file.
+  if (std::fclose(file_) != 0 && status.ok()) status = io_error("cannot close");
+  file_ = nullptr;
+  return status;
 }
 
 }  // namespace voxtral::cli
