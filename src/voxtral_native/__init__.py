@@ -25,6 +25,8 @@ __all__ = [
     "NotFoundError",
     "OutOfRangeError",
     "StateError",
+    "SynthesisSession",
+    "Synthesizer",
     "Tokenizer",
     "Transcriber",
     "Transcript",
@@ -74,4 +76,8 @@ def __getattr__(name: str):
         from voxtral_native import transcriber
 
         return getattr(transcriber, name)
+    if name in ("Synthesizer", "SynthesisSession"):
+        from voxtral_native import synthesizer
+
+        return getattr(synthesizer, name)
     raise AttributeError(f"module 'voxtral_native' has no attribute {name!r}")
