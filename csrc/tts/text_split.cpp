@@ -83,7 +83,11 @@ class Splitter {
     } else {  // halves, at a character boundary
       size_t mid = piece.size() / 2;
       while (mid > 0 && (static_cast<unsigned char>(piece[mid]) & 0xC0) == 0x80) --mid;
-      if (mid == 0) {  // one character over budget: cannot happen for max_tokens >= 4 (a character is at most 4 byte tokens)
+      if (mid == 0) {  // the middle falls in the first character: cut after it instead
+        mid = 1;
+        while (mid < piece.size() && (static_cast<unsigned char>(piece[mid]) & 0xC0) == 0x80) ++mid;
+      }
+      if (mid >= piece.size()) {  // one character over budget (max_tokens >= 4 >= its byte tokens)
         out.emplace_back(piece);
         return Status::Ok();
       }
