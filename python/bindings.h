@@ -43,6 +43,20 @@ void feed_samples(T& target, const SampleArray& samples) {
   unwrap(without_gil([&] { return target.feed(samples.data(), static_cast<size_t>(samples.size())); }));
 }
 
+// A runner's metadata entries as a dict (name -> int or float), in table order.
+template <typename Entries>
+py::dict metadata_dict(const Entries& entries) {
+  py::dict d;
+  for (const auto& e : entries) {
+    if (e.is_integer) {
+      d[py::str(e.name)] = e.int_value;
+    } else {
+      d[py::str(e.name)] = e.double_value;
+    }
+  }
+  return d;
+}
+
 void register_status(py::module_& m);
 void register_program(py::module_& m);
 void register_log_mel(py::module_& m);

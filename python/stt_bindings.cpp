@@ -31,17 +31,7 @@ void register_stt(py::module_& m) {
       .def_property_readonly("session_memory_bytes", &SttRunner::session_memory_bytes)
       .def_property_readonly(
           "metadata",
-          [](const SttRunner& r) {
-            py::dict d;
-            for (const MetadataEntry& e : r.metadata_entries()) {
-              if (e.is_integer) {
-                d[py::str(e.name)] = e.int_value;
-              } else {
-                d[py::str(e.name)] = e.double_value;
-              }
-            }
-            return d;
-          },
+          [](const SttRunner& r) { return metadata_dict(r.metadata_entries()); },
           "The program's constants by name (csrc/stt/metadata.cpp's table).");
 
   py::class_<SttSession>(m, "SttSession", "One audio stream (not thread-safe).")

@@ -68,17 +68,7 @@ void register_tts(py::module_& m) {
       .def_property_readonly("session_memory_bytes", &TtsRunner::session_memory_bytes)
       .def_property_readonly(
           "metadata",
-          [](const TtsRunner& r) {
-            py::dict d;
-            for (const MetadataEntry& e : r.metadata_entries()) {
-              if (e.is_integer) {
-                d[py::str(e.name)] = e.int_value;
-              } else {
-                d[py::str(e.name)] = e.double_value;
-              }
-            }
-            return d;
-          },
+          [](const TtsRunner& r) { return metadata_dict(r.metadata_entries()); },
           "The program's constants by name (csrc/tts/metadata.cpp's table).");
 
   py::class_<TtsSession>(m, "TtsSession", "One synthesis request (pull chunks with next(); not thread-safe).")
