@@ -1,5 +1,6 @@
 """Audio in: files (anything soundfile reads) and arrays (float or int16/int32, mono or
-multi-channel, any rate) become float32 mono at the model's rate, resampled with soxr."""
+multi-channel, any rate) become float32 mono at the model's rate, resampled with soxr.
+Audio out: float32 chunks written into a file as they come (AudioFileWriter)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxtral_native.errors import InvalidArgumentError, NotFoundError
+from voxtral_native.errors import InvalidArgumentError, NotFoundError, VoxtralIOError
 
 
 def read_audio_file(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -80,3 +81,37 @@ def load_audio(audio, sample_rate: int | None, target_rate: int) -> np.ndarray:
     if samples.size == 0:
         raise InvalidArgumentError("audio is empty")
     return samples
+
+
+class AudioFileWriter:
+    """A mono audio file written chunk by chunk (WAV, FLAC, OGG, ... as soundfile writes them;
+    the format from the suffix unless given). WAV defaults to 32-bit float, so the file holds
+    exactly the samples written, unclipped. Errors are VoxtralIOError naming the path."""
+
+    def __init__(self, path: str | os.PathLike, sample_rate: int, format: str | None = None,
+                 subtype: str | None = None):  # fmt: skip
+        import soundfile as sf
+
+        self.path = Path(path)
+        self._errors = (sf.LibsndfileError, TypeError, ValueError)
+        if subtype is None and (format or self.path.suffix.lstrip(".")).upper() == "WAV":
+            subtype = "FLOAT"
+        try:
+            self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, format=format, subtype=subtype)
+        except (*self._errors, OSError) as e:  # unknown format, unwritable path
+            raise VoxtralIOError(f"cannot write audio to '{self.path}': {e}") from None
+
+    def write(self, chunk: np.ndarray) -> None:
+        try:
+            self._file.write(chunk)
+        except (*self._errors, OSError) as e:  # disk full
+            raise VoxtralIOError(f"cannot write audio to '{self.path}': {e}") from None
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "AudioFileWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -68,17 +68,25 @@ def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transcribe_microphone(transcriber) -> int:
+def _sounddevice(flag: str, direction: str, sample_rate: int):
+    """sounddevice, checked to have a mono float32 `direction` ("input" / "output") device at
+    `sample_rate`; a clear error (never PortAudio's traceback) where there is none."""
     try:
         import sounddevice
     except ImportError as e:
-        raise VoxtralError(f"--mic needs sounddevice (pip install sounddevice): {e}") from None
-    except OSError as e:  # PortAudio missing
-        raise VoxtralError(f"--mic: no audio input available ({e})") from None
+        raise VoxtralError(f"{flag} needs sounddevice (pip install 'voxtral-native[audio]'): {e}") from None
+    except OSError as e:  # the PortAudio library is missing
+        raise VoxtralError(f"{flag}: no audio {direction} available ({e})") from None
+    check = sounddevice.check_input_settings if direction == "input" else sounddevice.check_output_settings
     try:
-        sounddevice.check_input_settings(channels=1, samplerate=transcriber.sample_rate, dtype="float32")
-    except Exception as e:
-        raise VoxtralError(f"--mic: no usable input device ({e})") from None
+        check(channels=1, samplerate=sample_rate, dtype="float32")
+    except Exception as e:  # PortAudioError, or ValueError for "no default device"
+        raise VoxtralError(f"{flag}: no usable {direction} device ({e})") from None
+    return sounddevice
+
+
+def _transcribe_microphone(transcriber) -> int:
+    sounddevice = _sounddevice("--mic", "input", transcriber.sample_rate)
     import queue
 
     blocks: queue.Queue = queue.Queue()
@@ -98,6 +106,104 @@ def _transcribe_microphone(transcriber) -> int:
         print(piece.text, end="", flush=True)
     print()
     return 0
+
+
+def _speak(args: argparse.Namespace) -> int:
+    from voxtral_native.synthesizer import Synthesizer
+
+    synthesizer = Synthesizer(args.model, threads=args.threads, progress=lambda line: print(line, file=sys.stderr))
+    if args.list_voices:
+        for name in synthesizer.voices:
+            print(f"{name}{'  (default)' if name == synthesizer.default_voice else ''}")
+        return 0
+    text = _speak_text(args.text)
+    if args.out is None and not args.play:
+        raise VoxtralError("give -o FILE (or -o - for raw PCM on stdout) or --play")
+    # Bad text, voice, seed or frame count fail here, before a file is created or a device opened.
+    session = synthesizer.session(text, args.voice, args.seed, args.max_frames, temperature=args.temperature)
+    import contextlib
+    import time
+
+    with contextlib.ExitStack() as cleanup:
+        player = cleanup.enter_context(_open_player(synthesizer.sample_rate)) if args.play else None
+        sink = cleanup.enter_context(_open_sink(args.out, synthesizer.sample_rate)) if args.out is not None else None
+        start, seconds = time.monotonic(), 0.0
+        for chunk in session:
+            seconds += len(chunk) / synthesizer.sample_rate
+            if args.stream:
+                print(f"{time.monotonic() - start:7.2f} s: {seconds:6.2f} s of audio", file=sys.stderr, flush=True)
+            if sink is not None:
+                sink.write(chunk)
+            if player is not None:
+                player.write(chunk)  # blocks while the device's buffer is full
+    if args.out not in (None, "-"):
+        print(f"wrote {seconds:.2f} s of audio to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _speak_text(text: str | None) -> str:
+    """The text argument, or stdin when it is absent or '-' (a terminal would wait forever)."""
+    if text is not None and text != "-":
+        return text
+    if sys.stdin is None or sys.stdin.isatty():
+        raise VoxtralError("give the TEXT to speak, or pipe it on stdin")
+    return sys.stdin.read()
+
+
+def _open_player(sample_rate: int):
+    """A started sounddevice output stream (a context manager that stops and closes it)."""
+    sounddevice = _sounddevice("--play", "output", sample_rate)
+    return sounddevice.OutputStream(channels=1, samplerate=sample_rate, dtype="float32")
+
+
+class _PcmStdout:
+    """Raw 16-bit little-endian PCM on stdout, flushed per chunk so a player on the pipe starts
+    at once (e.g. `| aplay -f S16_LE -r 24000 -c 1`). Clipped here only, where 16 bits need it."""
+
+    def write(self, chunk) -> None:
+        import numpy as np
+
+        sys.stdout.buffer.write((np.clip(chunk, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes())
+        sys.stdout.buffer.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _open_sink(out: str, sample_rate: int):
+    """Where -o sends the chunks: an audio file, or raw PCM on stdout for '-'."""
+    if out == "-":
+        return _PcmStdout()
+    from voxtral_native.audio import AudioFileWriter
+
+    return AudioFileWriter(out, sample_rate)
+
+
+def _add_speak_parser(sub) -> None:
+    sp = sub.add_parser(
+        "speak",
+        help="speak text into an audio file or the speakers (text-to-speech)",
+        description="Synthesize speech with Voxtral-4B-TTS-2603. MODEL is an exported directory, a Mistral "
+        "checkpoint directory (exported on first use and cached) or a Hugging Face repo id.",
+    )
+    sp.add_argument("text", nargs="?", metavar="TEXT", help="what to say (default, or '-': read stdin)")
+    sp.add_argument("--model", default="mistralai/Voxtral-4B-TTS-2603", help="(default: %(default)s)")
+    sp.add_argument("-o", "--out", metavar="FILE",
+                    help="audio file (WAV, FLAC, OGG... from the suffix; float samples as synthesized), "
+                         "or '-' for raw 16-bit PCM at 24 kHz on stdout")  # fmt: skip
+    sp.add_argument("--voice", help="voice name (default: the model's; see --list-voices)")
+    sp.add_argument("--seed", type=int, default=42, help="random seed; the same seed gives the same audio (default: 42)")
+    sp.add_argument("--temperature", type=float, default=0.0,
+                    help="sample the semantic codes at this temperature (default: 0, greedy)")
+    sp.add_argument("--max-frames", type=int, default=None, help="stop after this many 80 ms frames")
+    sp.add_argument("--stream", action="store_true", help="report each audio chunk on stderr as it is synthesized")
+    sp.add_argument("--play", action="store_true", help="play the audio as it streams (needs sounddevice)")
+    sp.add_argument("--list-voices", action="store_true", help="print the model's voices and exit")
+    sp.add_argument("--threads", type=int, default=None, help="runtime threads (default: one per core)")
+    sp.set_defaults(run=_speak)
 
 
 def _add_transcribe_parser(sub) -> None:
@@ -184,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same bytes (default: 0)")
     mk.set_defaults(run=_make_checkpoint)
     _add_transcribe_parser(sub)
+    _add_speak_parser(sub)
     _add_export_parser(sub)
     return parser
 

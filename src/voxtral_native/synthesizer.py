@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voxtral_native.errors import InvalidArgumentError, StateError, VoxtralIOError
+from voxtral_native.errors import InvalidArgumentError, StateError
 
 MAX_SEED = 2**64 - 1
 
@@ -153,10 +153,14 @@ class Synthesizer:
 
     @staticmethod
     def _check_text(text) -> str:
+        # Empty or whitespace-only text is the runner's to refuse: one rule for what counts
+        # as whitespace (str.strip's differs from the splitter's), the same in C++ and here.
         if not isinstance(text, str):
             raise InvalidArgumentError(f"text must be a str, got {type(text).__name__}")
-        if not text.strip():
-            raise InvalidArgumentError("the text is empty (or only whitespace): nothing to say")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:  # a lone surrogate: the binding would only say "incompatible arguments"
+            raise InvalidArgumentError(f"the text is not valid UTF-8: a lone surrogate at index {e.start}") from None
         return text
 
     def session(self, text: str, voice: str | None = None, seed: int | None = None, max_frames: int | None = None,
@@ -190,18 +194,10 @@ class Synthesizer:
              **options) -> Path:  # fmt: skip
         """Synthesizes into an audio file (WAV, FLAC, OGG, ... as soundfile writes them; the
         format from the suffix unless given), streaming chunk by chunk to the file."""
-        import soundfile as sf
+        from voxtral_native.audio import AudioFileWriter
 
-        path = Path(path)
         session = self.session(text, voice, seed, max_frames, **options)  # bad input fails before a file exists
-        try:
-            f = sf.SoundFile(path, "w", samplerate=self.sample_rate, channels=1, format=format, subtype=subtype)
-        except (sf.LibsndfileError, TypeError, ValueError) as e:  # unknown format, unwritable path
-            raise VoxtralIOError(f"cannot write audio to '{path}': {e}") from None
-        with f:
+        with AudioFileWriter(path, self.sample_rate, format, subtype) as f:
             for chunk in session:
-                try:
-                    f.write(chunk)
-                except sf.LibsndfileError as e:  # disk full
-                    raise VoxtralIOError(f"cannot write audio to '{path}': {e}") from None
-        return path
+                f.write(chunk)
+        return Path(path)
