@@ -14,7 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
-from stt import rss_mb, speech
+from common import rss_mb
+from stt import speech
 
 
 def main() -> None:

@@ -1,0 +1,209 @@
+"""Text-to-speech speed and memory on an exported model (run it on a full-size export).
+
+    python benchmarks/tts.py MODEL_DIR [--frames 50] [--runs 3] [--threads 2] [--steps 20]
+
+Random weights never say END_AUDIO, so every run synthesizes a fixed number of frames
+(`max_frames`, 80 ms each). Reports (medians; the machine is shared, so compare ratios on CPU):
+  - end to end through Synthesizer sessions: real-time factor (compute seconds / audio
+    seconds) and time to first audio (request to first chunk: prefill, the first chunk's
+    frames and its codec call), after one warm-up session; the warm-up's own first audio
+    is reported too (it includes XNNPACK packing the weights on first use);
+  - ms per frame split into LM step ('decode'), the acoustic steps (n_decoding_steps calls of
+    'acoustic_step') and the codec ('codec' per call over max_codec_frames, divided by the
+    chunk_frames each steady call yields), timed per method with ExecuTorch's Python runtime on
+    the same program (libvoxtral's kernels loaded), plus prefill;
+  - resident memory after load and peak; the memory each session plans and what a second
+    concurrent session adds (the weights and XNNPACK's packed copies are shared);
+  - the memory-bandwidth bound per frame: the weight bytes a frame must read (the LM's layers
+    and semantic head once, the acoustic transformer n_decoding_steps times), counted from
+    the source checkpoint's tensor shapes and the export's quantization, over this machine's
+    measured copy bandwidth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import copy_bandwidth_gbs, peak_rss_mb, print_results, rss_mb
+
+TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
+
+
+def bytes_per_weight(scheme: str | None) -> float:
+    """Bytes XNNPACK reads per weight for a quantization scheme ('8da4w:32', '8da8w:0', None):
+    the integer values plus one bf16 scale per group (per channel: negligible)."""
+    if scheme is None:
+        return 4.0  # fp32
+    name, _, group = scheme.partition(":")
+    bits = 4 if name.endswith("4w") else 8
+    group = int(group or 0)
+    return bits / 8 + (2 / group if group else 0.0)
+
+
+def weights_read_per_frame(manifest: dict) -> dict:
+    """Parameter counts per part from the source checkpoint's shapes, and the bytes one frame reads."""
+    from safetensors import safe_open
+
+    ckpt = Path(manifest["source_checkpoint"]) / "consolidated.safetensors"
+    counts = {"lm": 0, "semantic_head": 0, "acoustic": 0}
+    with safe_open(str(ckpt), "np") as f:
+        for key in f.keys():
+            n = math.prod(f.get_slice(key).get_shape())
+            if key.startswith("layers."):
+                counts["lm"] += n
+            elif key.startswith("acoustic_transformer.semantic_codebook_output"):
+                counts["semantic_head"] += n
+            elif key.startswith("acoustic_transformer.") and "acoustic_codebook_output" not in key:
+                counts["acoustic"] += n
+    q = manifest["quantization"]
+    steps = manifest["metadata"]["n_decoding_steps"]
+    lm = counts["lm"] * bytes_per_weight(q["lm"])
+    acoustic_step = counts["acoustic"] * bytes_per_weight(q["acoustic"])
+    head = counts["semantic_head"] * bytes_per_weight(q["acoustic"])
+    return {
+        "lm_params_M": counts["lm"] / 1e6,
+        "acoustic_params_M": counts["acoustic"] / 1e6,
+        "lm_step_weight_mb": (lm + head) / 1e6,
+        "acoustic_step_weight_mb": acoustic_step / 1e6,
+        "frame_weight_mb": (lm + head + steps * acoustic_step) / 1e6,
+    }
+
+
+def method_timings(model_dir: Path, steps: int) -> dict:
+    import torch
+    from executorch.runtime import Runtime
+
+    import voxtral_native
+
+    voxtral_native.native()  # registers voxtral:: kernels
+    md = json.loads((model_dir / "manifest.json").read_text())["metadata"]
+    program = Runtime.get().load_program(str(model_dir / "model.pte"))
+    prefill, decode = program.load_method("prefill"), program.load_method("decode")
+    acoustic, codec = program.load_method("acoustic_step"), program.load_method("codec")
+    dim, n_codes = md["dim"], md["n_codebooks"]
+
+    def timed(method, inputs, repeats: int) -> list[float]:
+        method.execute(inputs)  # first call packs the weights
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            method.execute(inputs)
+            times.append(time.perf_counter() - t)
+        return times
+
+    prompt = 160  # a voice (~150 rows) and a short sentence
+    ids = torch.ones(1, prompt, dtype=torch.long)
+    rows = torch.zeros(1, prompt - 20, dim)
+    prefill_s = timed(prefill, [ids, rows], 2)
+    # decode at positions after the prompt (the KV cache in use grows by one per frame)
+    codes = torch.full((1, n_codes), 2, dtype=torch.long)
+    decode.execute([codes, torch.tensor([prompt])])
+    decode_s = []
+    for pos in range(prompt + 1, prompt + 1 + steps):
+        t = time.perf_counter()
+        decode.execute([codes, torch.tensor([pos])])
+        decode_s.append(time.perf_counter() - t)
+    hidden, x = torch.randn(1, dim), torch.randn(1, n_codes - 1)
+    acoustic_s = timed(acoustic, [hidden, x, torch.tensor([3])], steps)
+    codec_s = timed(codec, [torch.zeros(1, md["max_codec_frames"], n_codes, dtype=torch.long)], max(3, steps // 5))
+    lm_ms = 1e3 * statistics.median(decode_s)
+    acoustic_ms = 1e3 * statistics.median(acoustic_s) * md["n_decoding_steps"]
+    codec_ms = 1e3 * statistics.median(codec_s) / md["chunk_frames"]
+    return {
+        f"prefill_ms_{prompt}_tokens": 1e3 * statistics.median(prefill_s),
+        "lm_step_ms_per_frame": lm_ms,
+        "acoustic_ms_per_frame": acoustic_ms,
+        "acoustic_ms_per_step": acoustic_ms / md["n_decoding_steps"],
+        "codec_ms_per_call": 1e3 * statistics.median(codec_s),
+        "codec_ms_per_frame": codec_ms,
+        "method_sum_ms_per_frame": lm_ms + acoustic_ms + codec_ms,
+    }
+
+
+def timed_session(synth, frames: int) -> tuple[float, float, int]:
+    """(seconds to the first chunk, seconds in all, samples) of one request."""
+    t0 = time.perf_counter()
+    session = synth.session(TEXT, max_frames=frames)
+    first, samples = None, 0
+    for chunk in session:
+        if first is None:
+            first = time.perf_counter() - t0
+        samples += chunk.size
+    return first, time.perf_counter() - t0, samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--frames", type=int, default=50, help="frames per request (80 ms each; default 50)")
+    parser.add_argument("--runs", type=int, default=3, help="timed requests after the warm-up (default 3)")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=20, help="method-level repetitions (default 20)")
+    parser.add_argument("--no-methods", action="store_true", help="skip the per-method split")
+    args = parser.parse_args()
+
+    import voxtral_native
+    from voxtral_native import Synthesizer
+
+    start_rss = rss_mb()
+    t = time.perf_counter()
+    synth = Synthesizer(args.model_dir, threads=args.threads)
+    load_s = time.perf_counter() - t
+    loaded_rss = rss_mb()
+    md = synth.metadata
+    cold_first, cold_total, _ = timed_session(synth, md["first_chunk_frames"])  # packs the weights
+    runs = [timed_session(synth, args.frames) for _ in range(args.runs)]
+    audio_s = runs[0][2] / synth.sample_rate
+    assert runs[0][2] == args.frames * synth.samples_per_frame
+
+    # A second session alongside a first one that has started: what a concurrent stream adds.
+    first = synth.session(TEXT, max_frames=args.frames)
+    next(iter(first))
+    before = rss_mb()
+    second = synth.session(TEXT, max_frames=args.frames)
+    next(iter(second))
+    second_mb = rss_mb() - before
+    del first, second
+
+    manifest = json.loads((args.model_dir / "manifest.json").read_text())
+    results = {
+        "model_dir": str(args.model_dir),
+        "program_mb": manifest["program_bytes"] / 1e6,
+        "quantization": manifest["quantization"],
+        "threads": voxtral_native.native().num_threads(),
+        "frames_per_request": args.frames,
+        "audio_seconds_per_request": audio_s,
+        "load_s": load_s,
+        "cold_first_audio_s_(includes_weight_packing)": cold_first,
+        "first_audio_s": statistics.median(r[0] for r in runs),
+        "rtf": statistics.median(r[1] for r in runs) / audio_s,
+        "ms_per_frame_end_to_end": 1e3 * statistics.median(r[1] for r in runs) / args.frames,
+        "rss_before_load_mb": start_rss,
+        "rss_after_load_mb": loaded_rss,
+        "session_planned_mb": synth.session_memory_bytes / 1e6,
+        "second_session_rss_mb": second_mb,
+        "peak_rss_mb_(runner)": peak_rss_mb(),
+    }
+    del synth
+    if not args.no_methods:
+        results.update(method_timings(args.model_dir, args.steps))
+    bandwidth = copy_bandwidth_gbs()
+    weights = weights_read_per_frame(manifest)
+    results.update(weights)
+    results.update({
+        "copy_bandwidth_gbs": bandwidth,
+        "frame_bound_ms_(weights/bandwidth)": weights["frame_weight_mb"] * 1e6 / (bandwidth * 1e9) * 1e3,
+        "rtf_bound_(weights/bandwidth)": weights["frame_weight_mb"] * 1e6 / (bandwidth * 1e9) / 0.08,
+    })  # fmt: skip
+    print_results(results)
+
+
+if __name__ == "__main__":
+    main()
