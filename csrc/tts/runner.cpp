@@ -4,6 +4,7 @@
 #include <fstream>
 
 #include "runtime/artifact.h"
+#include "text/utf8.h"
 #include "tts/metadata.h"
 #include "tts/runner_impl.h"
 #include "tts/text_split.h"
@@ -78,7 +79,12 @@ Result<std::vector<std::string>> TtsRunner::Impl::split(const std::string& text,
     VOXTRAL_ASSIGN_OR_RETURN(std::vector<int> ids, tokenizer->encode(piece));
     return static_cast<int>(ids.size());
   };
-  VOXTRAL_RETURN_IF_ERROR(tokenizer->encode(text).status());  // not UTF-8: say so before splitting
+  // Before splitting, and in the TTS caller's terms: the tokenizer's own message points to
+  // its encode_bytes, which a TTS caller has no way to reach.
+  size_t bad = 0;
+  if (!text::is_valid_utf8(text.data(), text.size(), &bad)) {
+    return Status(ErrorCode::kInvalidArgument, "the text is not valid UTF-8 (at byte " + std::to_string(bad) + ")");
+  }
   VOXTRAL_ASSIGN_OR_RETURN(std::vector<std::string> parts,
                            tts::split_utterances(text, count, max_tokens, std::min(max_tokens, kTargetUtteranceTokens)));
   if (parts.empty()) return Status(ErrorCode::kInvalidArgument, "the text is empty (or only whitespace): nothing to say");

@@ -1,17 +1,89 @@
 #include "tts/text_split.h"
 
+#include <cstdint>
 
 namespace voxtral::tts {
 
 namespace {
 
-bool is_space(unsigned char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+// A character as the splitter sees it: its code point and length in bytes. Bytes that are not
+// UTF-8 read as one U+FFFD each (the runner refuses such text; the splitter only must not
+// take them for spaces or marks).
+struct Char {
+  uint32_t cp;
+  size_t len;
+};
+
+Char char_at(std::string_view s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  const size_t n = c < 0x80 ? 1 : c >= 0xF8 ? 0 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return {0xFFFD, 1};
+  uint32_t cp = n == 1 ? c : c & (0x7Fu >> n);
+  for (size_t k = 1; k < n; ++k) {
+    const unsigned char b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return {0xFFFD, 1};
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  // an overlong form ("\xC0\xA0" for a space) or a code point past U+10FFFF is no character
+  static constexpr uint32_t kLeast[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kLeast[n] || cp > 0x10FFFF) return {0xFFFD, 1};
+  return {cp, n};
+}
+
+// The character that ends at s[e - 1] (its lead byte at most 3 bytes back).
+Char char_before(std::string_view s, size_t e) {
+  size_t b = e - 1;
+  while (b > 0 && e - b < 4 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+  const Char c = char_at(s, b);
+  return c.len == e - b ? c : Char{0xFFFD, 1};
+}
+
+enum class Space { kNone, kBreaking, kNoBreak };
+
+// Unicode's White_Space characters, and U+FEFF: a byte order mark pasted in with the text is
+// not to be spoken either. No-break spaces are trimmed like the others, but the writer asked
+// for no break there ("Mr.\u00A0Smith", "10\u00A0kg"): no sentence or word ends at one.
+Space space_kind(uint32_t cp) {
+  if (cp == 0xA0 || cp == 0x2007 || cp == 0x202F || cp == 0xFEFF) return Space::kNoBreak;
+  if (cp == 0x20 || (cp >= 0x09 && cp <= 0x0D) || cp == 0x85 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) ||
+      cp == 0x2028 || cp == 0x2029 || cp == 0x205F || cp == 0x3000) {
+    return Space::kBreaking;
+  }
+  return Space::kNone;
+}
+
+// Length of the whitespace character at s[i] (0: none).
+size_t space_at(std::string_view s, size_t i) {
+  const Char c = char_at(s, i);
+  return space_kind(c.cp) == Space::kNone ? 0 : c.len;
+}
+
+size_t breaking_space_at(std::string_view s, size_t i) {
+  const Char c = char_at(s, i);
+  return space_kind(c.cp) == Space::kBreaking ? c.len : 0;
+}
+
+size_t no_break_space_at(std::string_view s, size_t i) {
+  const Char c = char_at(s, i);
+  return space_kind(c.cp) == Space::kNoBreak ? c.len : 0;
+}
 
 std::string_view trim(std::string_view s) {
   size_t b = 0, e = s.size();
-  while (b < e && is_space(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && is_space(static_cast<unsigned char>(s[e - 1]))) --e;
+  for (size_t n; b < e && (n = space_at(s, b)) > 0;) b += n;
+  while (e > b) {
+    const Char c = char_before(s, e);
+    if (e - c.len < b || space_kind(c.cp) == Space::kNone) break;
+    e -= c.len;
+  }
   return s.substr(b, e - b);
+}
+
+// Line breaks end a piece wherever they are: \n, NEL, LINE and PARAGRAPH SEPARATOR.
+size_t line_break_at(std::string_view s, size_t i) {
+  if (s[i] == '\n') return 1;
+  const Char c = char_at(s, i);
+  return c.cp == 0x85 || c.cp == 0x2028 || c.cp == 0x2029 ? c.len : 0;
 }
 
 bool starts_with_any(std::string_view s, size_t i, std::initializer_list<std::string_view> marks, size_t* len) {
@@ -24,8 +96,33 @@ bool starts_with_any(std::string_view s, size_t i, std::initializer_list<std::st
   return false;
 }
 
+// Closing quotes and brackets, which after a mark belong to the sentence or clause they close.
+// Full-width ones (CJK) need no space after them, like the full-width marks. “ and ‘ close
+// only in Western text (German „Ja.“ Dann): after 。 they open the next quote (你好。“走吧”).
+size_t closer_at(std::string_view s, size_t i, bool western, bool* full_width) {
+  size_t len = 0;
+  *full_width = false;
+  if (starts_with_any(s, i, {"\"", "'", ")", "]", "\xE2\x80\x9D", "\xE2\x80\x99", "\xC2\xBB", "\xC2\xAB",
+                             "\xE2\x80\xBA", "\xE2\x80\xB9"},  // ” ’ » « › ‹
+                      &len)) {
+    return len;
+  }
+  if (western && starts_with_any(s, i, {"\xE2\x80\x9C", "\xE2\x80\x98"}, &len)) return len;  // “ ‘
+  if (starts_with_any(s, i,
+                      {"\xE3\x80\x8D", "\xE3\x80\x8F", "\xEF\xBC\x89", "\xE3\x80\x91", "\xE3\x80\x95",  // 」』）】〕
+                       "\xE3\x80\x8B", "\xE3\x80\x89", "\xE3\x80\x97", "\xE3\x80\x99", "\xE3\x80\x9B",  // 》〉〗〙〛
+                       "\xEF\xBC\xBD", "\xEF\xBD\x9D", "\xEF\xBD\xA3", "\xEF\xBC\x82", "\xEF\xBC\x87",  // ］｝｣＂＇
+                       "\xE3\x80\x9E", "\xE3\x80\x9F"},                                                  // 〞〟
+                      &len)) {
+    *full_width = true;
+    return len;
+  }
+  return 0;
+}
+
 // Byte offsets where pieces end: after a mark followed by whitespace (or the end), after a
-// mark that needs no space (CJK full-width punctuation), and at newlines.
+// mark that needs no space (CJK full-width punctuation), and at line breaks. Closing quotes and
+// brackets after the mark stay with it: `"Stop!" she said.`, 「はい。」と言った。
 std::vector<std::string_view> cut(std::string_view s, std::initializer_list<std::string_view> spaced,
                                   std::initializer_list<std::string_view> unspaced, bool at_newlines) {
   std::vector<std::string_view> out;
@@ -33,15 +130,24 @@ std::vector<std::string_view> cut(std::string_view s, std::initializer_list<std:
   for (size_t i = 0; i < s.size();) {
     size_t len = 0;
     size_t end = std::string_view::npos;
-    if (at_newlines && s[i] == '\n') {
-      end = i + 1;
-    } else if (starts_with_any(s, i, unspaced, &len)) {
-      end = i + len;
-    } else if (starts_with_any(s, i, spaced, &len)) {
+    const size_t line_break = at_newlines ? line_break_at(s, i) : 0;
+    const bool full_width = line_break == 0 && starts_with_any(s, i, unspaced, &len);
+    if (line_break > 0) {
+      end = i + line_break;
+    } else if (full_width || starts_with_any(s, i, spaced, &len)) {
       size_t j = i + len;
-      // closing quotes and brackets stay with their sentence: `"Stop!" she said.`
-      while (j < s.size() && (s[j] == '"' || s[j] == '\'' || s[j] == ')' || s[j] == ']')) ++j;
-      if (j == s.size() || is_space(static_cast<unsigned char>(s[j]))) end = j;
+      bool needs_space = !full_width;
+      for (;;) {
+        // French sets a no-break space inside its guillemets: « Oui.\u00A0» Puis.
+        size_t k = j;
+        for (size_t n; k < s.size() && (n = no_break_space_at(s, k)) > 0;) k += n;
+        bool wide = false;
+        const size_t n = k < s.size() ? closer_at(s, k, /*western=*/needs_space, &wide) : 0;
+        if (n == 0) break;
+        j = k + n;
+        needs_space = needs_space && !wide;
+      }
+      if (!needs_space || j == s.size() || breaking_space_at(s, j) > 0) end = j;
     }
     if (end == std::string_view::npos) {
       i += len > 0 ? len : 1;
@@ -73,10 +179,12 @@ class Splitter {
       parts = cut(piece, {",", ";", ":", "\xE2\x80\x94", "\xE2\x80\x93"}, {"\xEF\xBC\x8C", "\xE3\x80\x81", "\xEF\xBC\x9B", "\xEF\xBC\x9A"}, false);
     } else if (level == 1) {  // words, each with the spaces after it
       size_t start = 0;
-      for (size_t i = 0; i + 1 < piece.size(); ++i) {
-        if (is_space(static_cast<unsigned char>(piece[i])) && !is_space(static_cast<unsigned char>(piece[i + 1]))) {
-          parts.push_back(piece.substr(start, i + 1 - start));
-          start = i + 1;
+      for (size_t i = 0; i < piece.size();) {
+        const size_t n = breaking_space_at(piece, i);
+        i += n > 0 ? n : 1;
+        if (n > 0 && i < piece.size() && space_at(piece, i) == 0) {
+          parts.push_back(piece.substr(start, i - start));
+          start = i;
         }
       }
       parts.push_back(piece.substr(start));

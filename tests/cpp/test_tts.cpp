@@ -305,6 +305,32 @@ bool is_ascii_space(unsigned char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
+// The whitespace the splitter trims, written out as bytes: ASCII's, NEL, NBSP, OGHAM SPACE
+// MARK, U+2000..U+200A, LINE and PARAGRAPH SEPARATOR, NARROW NBSP, MEDIUM MATHEMATICAL SPACE,
+// IDEOGRAPHIC SPACE, and U+FEFF (a byte order mark).
+const std::vector<std::string> kUnicodeSpaces = {
+    "\xC2\x85",     "\xC2\xA0",     "\xE1\x9A\x80", "\xE2\x80\x80", "\xE2\x80\x81", "\xE2\x80\x82",
+    "\xE2\x80\x83", "\xE2\x80\x84", "\xE2\x80\x85", "\xE2\x80\x86", "\xE2\x80\x87", "\xE2\x80\x88",
+    "\xE2\x80\x89", "\xE2\x80\x8A", "\xE2\x80\xA8", "\xE2\x80\xA9", "\xE2\x80\xAF", "\xE2\x81\x9F",
+    "\xE3\x80\x80", "\xEF\xBB\xBF"};
+
+// Bytes of the whitespace character at s[i] (0: none).
+size_t space_len(std::string_view s, size_t i) {
+  if (is_ascii_space(static_cast<unsigned char>(s[i]))) return 1;
+  for (const std::string& w : kUnicodeSpaces) {
+    if (s.substr(i, w.size()) == w) return w.size();
+  }
+  return 0;
+}
+
+bool ends_with_space(std::string_view s) {
+  if (!s.empty() && is_ascii_space(static_cast<unsigned char>(s.back()))) return true;
+  for (const std::string& w : kUnicodeSpaces) {
+    if (s.size() >= w.size() && s.substr(s.size() - w.size()) == w) return true;
+  }
+  return false;
+}
+
 // Token counters simple enough to reason about: ceil(bytes / 4) (about English's rate),
 // one per byte (a byte-level worst case), one per whitespace-separated word.
 const Counter kQuarterBytes = [](std::string_view s) -> Result<int> { return static_cast<int>((s.size() + 3) / 4); };
@@ -335,8 +361,10 @@ bool valid_utf8(std::string_view s) {
 
 std::string without_space(std::string_view s) {
   std::string out;
-  for (char c : s) {
-    if (!is_ascii_space(static_cast<unsigned char>(c))) out += c;
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = space_len(s, i);
+    if (n == 0) out += s[i];
+    i += n > 0 ? n : 1;
   }
   return out;
 }
@@ -363,8 +391,7 @@ void check_contract(std::string_view text, const Counter& count, int max_tokens,
   for (const std::string& p : parts) {
     CHECK_MSG(!p.empty(), where);
     if (p.empty()) continue;
-    const bool trimmed = !is_ascii_space(static_cast<unsigned char>(p.front())) &&
-                         !is_ascii_space(static_cast<unsigned char>(p.back()));
+    const bool trimmed = space_len(p, 0) == 0 && !ends_with_space(p);
     CHECK_MSG(trimmed, "not trimmed: \"" + p + "\" in " + where);
     const Result<int> n = count(p);
     CHECK_MSG(n.ok() && *n <= max_tokens,
@@ -393,6 +420,13 @@ void test_split_basics() {
     auto r = voxtral::tts::split_utterances(blank, kQuarterBytes, 64, 16);
     CHECK(r.ok() && r->empty());
   }
+  // Unicode's whitespace (and a byte order mark) is whitespace too: text of it alone gives no
+  // utterances, which the runner reports as empty text, as for "   ".
+  for (const std::string& w : kUnicodeSpaces) {
+    auto r = voxtral::tts::split_utterances(" " + w + w + "\n", kQuarterBytes, 64, 16);
+    CHECK_MSG(r.ok() && r->empty(), "blank of \"" + w + "\": " + (r.ok() ? shown(*r) : r.status().to_string()));
+    check_split(w + "Hello world." + w, kQuarterBytes, 64, 16, {"Hello world."});
+  }
   check_split("Hello world.", kQuarterBytes, 64, 16, {"Hello world."});
   check_split("  \n Hello world.  \t\n", kQuarterBytes, 64, 16, {"Hello world."});
   check_split("no final mark", kQuarterBytes, 64, 16, {"no final mark"});
@@ -403,7 +437,7 @@ void test_split_basics() {
     CHECK_MSG(!r.ok() && r.status().code() == ErrorCode::kInvalidArgument,
               "max " + std::to_string(max_tokens) + " target " + std::to_string(target));
   }
-  // The counter's errors come back as they are (the tokenizer's, for text that is not UTF-8).
+  // The counter's errors come back as they are (the tokenizer's).
   const Counter failing = [](std::string_view s) -> Result<int> {
     if (s.find("boom") != std::string_view::npos) return Status(ErrorCode::kInvalidArgument, "counter: boom");
     return static_cast<int>(s.size());
@@ -443,6 +477,85 @@ void test_split_closing_quotes() {
   check_split("'Yes!' she said.", kWords, 16, 1, {"'Yes!'", "she said."});
   check_split("Is it [done?]) Yes.", kWords, 16, 1, {"Is it [done?])", "Yes."});
   check_split("He shouted \"No!\"", kWords, 16, 1, {"He shouted \"No!\""});
+  // Curly quotes and guillemets too: ” ’ » « › ‹, and “ ‘ where they close (German „Ja.“).
+  check_split("He said \xE2\x80\x9CHi.\xE2\x80\x9D  Then left.", kWords, 16, 1,
+              {"He said \xE2\x80\x9CHi.\xE2\x80\x9D", "Then left."});
+  check_split("\xE2\x80\x98Yes!\xE2\x80\x99 she said.", kWords, 16, 1,
+              {"\xE2\x80\x98Yes!\xE2\x80\x99", "she said."});
+  check_split("\xC2\xABNon !\xC2\xBB Il part.", kWords, 16, 1, {"\xC2\xABNon !\xC2\xBB", "Il part."});
+  check_split("\xC2\xBBJa.\xC2\xAB Dann.", kWords, 16, 1, {"\xC2\xBBJa.\xC2\xAB", "Dann."});
+  check_split("\xE2\x80\xB9Oui?\xE2\x80\xBA Puis.", kWords, 16, 1, {"\xE2\x80\xB9Oui?\xE2\x80\xBA", "Puis."});
+  check_split("\xE2\x80\x9EJa.\xE2\x80\x9C Dann.", kWords, 16, 1, {"\xE2\x80\x9EJa.\xE2\x80\x9C", "Dann."});
+  check_split("Wait\xE2\x80\xA6\xE2\x80\x9D (she said.) Go.", kWords, 16, 1,
+              {"Wait\xE2\x80\xA6\xE2\x80\x9D", "(she said.)", "Go."});
+  // French sets a no-break space inside guillemets: the closing one still belongs to the
+  // sentence ( «\u00A0Oui.\u00A0» Puis. ).
+  check_split("\xC2\xAB\xC2\xA0Oui.\xC2\xA0\xC2\xBB Puis.", kBytes, 64, 1,
+              {"\xC2\xAB\xC2\xA0Oui.\xC2\xA0\xC2\xBB", "Puis."});
+  // A closing quote with no space after it ends no sentence (`Stop.”Go on.`).
+  check_split("Stop.\xE2\x80\x9DGo on. Fine.", kWords, 16, 1, {"Stop.\xE2\x80\x9DGo on.", "Fine."});
+  // Clause marks keep their closing quotes as well.
+  check_split("\xE2\x80\x9C" "a b c d,\xE2\x80\x9D e f g h", kWords, 4, 4,
+              {"\xE2\x80\x9C" "a b c d,\xE2\x80\x9D", "e f g h"});
+}
+
+void test_split_cjk_closing_brackets() {
+  // After a full-width mark the closing brackets and quotes stay with the sentence, and the
+  // sentence ends after them (no space needed): 「こんにちは。」次の文。
+  const std::string hello = "\xE3\x80\x8C\xE3\x81\x93\xE3\x82\x93\xE3\x81\xAB\xE3\x81\xA1\xE3\x81\xAF"  // 「こんにちは
+                            "\xE3\x80\x82\xE3\x80\x8D";                                          // 。」
+  const std::string next = "\xE6\xAC\xA1\xE3\x81\xAE\xE6\x96\x87\xE3\x80\x82";  // 次の文。
+  check_split(hello + next, kBytes, 64, 1, {hello, next});
+  // each closer: 」』）】〕》〉〗〙〛］｝｣＂＇〞〟 and the ASCII and curly ones
+  for (const char* closer :
+       {"\xE3\x80\x8D", "\xE3\x80\x8F", "\xEF\xBC\x89", "\xE3\x80\x91", "\xE3\x80\x95", "\xE3\x80\x8B",
+        "\xE3\x80\x89", "\xE3\x80\x97", "\xE3\x80\x99", "\xE3\x80\x9B", "\xEF\xBC\xBD", "\xEF\xBD\x9D",
+        "\xEF\xBD\xA3", "\xEF\xBC\x82", "\xEF\xBC\x87", "\xE3\x80\x9E", "\xE3\x80\x9F", "\"", "'", ")", "]",
+        "\xE2\x80\x9D", "\xE2\x80\x99", "\xC2\xBB", "\xC2\xAB"}) {
+    for (const char* mark : {"\xE3\x80\x82", "\xEF\xBC\x81", "\xEF\xBC\x9F"}) {  // 。！？
+      const std::string first = "\xE4\xBD\xA0\xE5\xA5\xBD" + std::string(mark) + closer;  // 你好。」
+      check_split(first + next, kBytes, 64, 1, {first, next});
+    }
+  }
+  // Nested closers, and a Western mark inside full-width brackets (no space after 」).
+  const std::string nested =
+      "\xE3\x80\x8C\xE3\x80\x8E\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x82\xE3\x80\x8F\xE3\x80\x8D";  // 「『はい。』」
+  check_split(nested + next, kBytes, 64, 1, {nested, next});
+  check_split("\xE3\x80\x8COK.\xE3\x80\x8D" + next, kBytes, 64, 1, {"\xE3\x80\x8COK.\xE3\x80\x8D", next});
+  // Chinese closes a quote with ” after 。 but opens one with “:
+  // 他说：“你好。”然后走了。 -> 他说：“你好。” | 然后走了。   你好。“走吧”他说。 -> 你好。 | “走吧”他说。
+  const std::string said =
+      "\xE4\xBB\x96\xE8\xAF\xB4\xEF\xBC\x9A\xE2\x80\x9C\xE4\xBD\xA0\xE5\xA5\xBD\xE3\x80\x82\xE2\x80\x9D";
+  const std::string left = "\xE7\x84\xB6\xE5\x90\x8E\xE8\xB5\xB0\xE4\xBA\x86\xE3\x80\x82";
+  check_split(said + left, kBytes, 64, 1, {said, left});
+  const std::string go = "\xE2\x80\x9C\xE8\xB5\xB0\xE5\x90\xA7\xE2\x80\x9D\xE4\xBB\x96\xE8\xAF\xB4\xE3\x80\x82";
+  check_split("\xE4\xBD\xA0\xE5\xA5\xBD\xE3\x80\x82" + go, kBytes, 64, 1, {"\xE4\xBD\xA0\xE5\xA5\xBD\xE3\x80\x82", go});
+  // A full-width clause mark keeps its closer too: 「はい、」と言った -> 「はい、」 | と言った
+  const std::string yes = "\xE3\x80\x8C\xE3\x81\xAF\xE3\x81\x84\xE3\x80\x81\xE3\x80\x8D";
+  const std::string said_ja = "\xE3\x81\xA8\xE8\xA8\x80\xE3\x81\xA3\xE3\x81\x9F";
+  check_split(yes + said_ja, kBytes, 16, 16, {yes, said_ja});
+}
+
+void test_split_unicode_spaces() {
+  // Unicode's spaces end a sentence after a mark, as ASCII's do, and are trimmed away.
+  check_split("One.\xE3\x80\x80Two.\xE2\x80\x83Three.\xE2\x80\x8A\xEF\xBB\xBF" "Four.", kBytes, 64, 1,
+              {"One.", "Two.", "Three.", "Four."});
+  // LINE SEPARATOR, PARAGRAPH SEPARATOR and NEL break lines like \n.
+  check_split("A\xE2\x80\xA8" "B\xE2\x80\xA9" "C\xC2\x85" "D", kBytes, 64, 1, {"A", "B", "C", "D"});
+  // A no-break space asks for no break: no sentence ends at one (Mr.\u00A0Smith).
+  check_split("Mr.\xC2\xA0Smith left. Bye.", kBytes, 64, 1, {"Mr.\xC2\xA0Smith left.", "Bye."});
+  check_split("Dr.\xE2\x80\xAFNo. Yes.", kBytes, 64, 1, {"Dr.\xE2\x80\xAFNo.", "Yes."});
+  // A sentence too long splits at Unicode spaces between words (not at no-break ones: there
+  // it is cut between characters).
+  check_split("aaaaa\xE3\x80\x80" "b", kBytes, 5, 5, {"aaaaa", "b"});
+  check_split("aaaaa\xE2\x80\x82" "b", kBytes, 5, 5, {"aaaaa", "b"});
+  check_split("aaaaa\xC2\xA0" "b", kBytes, 5, 5, {"aaaa", "a\xC2\xA0" "b"});
+  // Bytes that are not UTF-8 are never taken for spaces: a lone A0 or 85 (NBSP's and NEL's
+  // last byte) and the overlong C0 A0 (a space's forbidden two-byte form) stay.
+  for (const std::string bad : {"\xA0", "\x85", "\xC0\xA0", "\xE3\x80"}) {
+    auto r = voxtral::tts::split_utterances(bad + "a" + bad, kBytes, 64, 16);
+    CHECK_MSG(r.ok() && *r == std::vector<std::string>({bad + "a" + bad}), r.ok() ? shown(*r) : r.status().to_string());
+  }
 }
 
 void test_split_cjk() {
@@ -502,6 +615,9 @@ void test_split_contract_sweep() {
       "Line one\nLine two\n\n\nLine \"three.\" (Four.) " + repeat("x", 120) + " end",
       repeat("\xF0\x9F\x98\x80\xC3\xA9 ", 40) + repeat("\xE4\xB8\xAD", 60),
       "  leading and trailing   spaces ,  ; : \xE2\x80\x94 \xE2\x80\x93 marks  .  !  ?  ",
+      "\xEF\xBB\xBF\xE3\x80\x80" +  // Unicode spaces, curly quotes, CJK brackets
+          repeat("\xE2\x80\x9CHi.\xE2\x80\x9D\xC2\xA0\xE2\x80\x83 \xE3\x80\x8C\xE4\xBD\xA0\xE3\x80\x82\xE3\x80\x8D\xE2\x80\xA8", 12) +
+          "\xC2\xA0\xE2\x80\xAF",
   };
   for (const std::string& t : texts) {
     for (int max_tokens : {8, 9, 13, 32, 200}) {
@@ -514,15 +630,8 @@ void test_split_contract_sweep() {
   }
 }
 
-// Behaviour found wrong while writing these tests and reported rather than fixed here (the
-// splitter is another change's file): each prints a notice instead of failing, and says when
-// it starts to pass, so that it can become a CHECK then.
-void known_issue(bool ok, const std::string& what) {
-  std::fprintf(stderr, ok ? "test_tts: now passes, make it a CHECK: %s\n" : "test_tts: known issue (reported): %s\n",
-               what.c_str());
-}
-
-void test_split_known_issues() {
+// Behaviour found wrong while writing these tests, fixed since.
+void test_split_regressions() {
   // Halving whose middle falls inside the first character cuts after that character:
   // "😀a" (5 byte tokens) with max_tokens = 4 comes back as "😀" and "a".
   {
@@ -530,16 +639,12 @@ void test_split_known_issues() {
     CHECK(r.ok());
     CHECK(r.ok() && *r == std::vector<std::string>({"\xF0\x9F\x98\x80", "a"}));
   }
-  // After a full-width mark the closing bracket is not kept with its sentence (only ASCII
-  // quotes after spaced marks are): 「你好。」他说。 -> 「你好。 | 」他说。
+  // After a full-width mark the closing bracket stays with its sentence (it was cut off as the
+  // next one's start): 「你好。」他说。 -> 「你好。」 | 他说。
   {
     const std::string text = "\xE3\x80\x8C\xE4\xBD\xA0\xE5\xA5\xBD\xE3\x80\x82\xE3\x80\x8D"  // 「你好。」
                              "\xE4\xBB\x96\xE8\xAF\xB4\xE3\x80\x82";                          // 他说。
-    const std::vector<std::string> expected = {text.substr(0, 15), text.substr(15)};
-    auto r = voxtral::tts::split_utterances(text, kBytes, 64, 1);
-    known_issue(r.ok() && *r == expected, "text_split.cpp: CJK closing bracket: got " +
-                                              (r.ok() ? shown(*r) : r.status().to_string()) + ", expected " +
-                                              shown(expected));
+    check_split(text, kBytes, 64, 1, {text.substr(0, 15), text.substr(15)});
   }
 }
 
@@ -668,9 +773,11 @@ int main(int argc, char** argv) {
   test_split_not_at_inner_dots();
   test_split_closing_quotes();
   test_split_cjk();
+  test_split_cjk_closing_brackets();
+  test_split_unicode_spaces();
   test_split_long_sentences();
   test_split_contract_sweep();
-  test_split_known_issues();
+  test_split_regressions();
   test_wav_writer(dir);
   TEST_MAIN_RETURN();
 }

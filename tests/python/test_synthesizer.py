@@ -276,6 +276,9 @@ def test_bf16_edges_run_end_to_end(tiny_tts_variant, synth):
     [
         (dict(text=""), InvalidArgumentError, "empty"),
         (dict(text=" \n\t "), InvalidArgumentError, "empty"),
+        # Unicode's whitespace and a byte order mark are whitespace too (the runner's rule)
+        (dict(text="\u00a0\u3000\u2003\u2028\u202f\ufeff"), InvalidArgumentError, "empty"),
+        (dict(text="ab\ud800c"), InvalidArgumentError, "not valid UTF-8: a lone surrogate at index 2"),
         (dict(text=b"bytes"), InvalidArgumentError, "must be a str"),
         (dict(text="hi", voice="nobody"), InvalidArgumentError, "unknown voice 'nobody'; this model has: ar_male"),
         (dict(text="hi", seed=-1), InvalidArgumentError, r"seed must be in \[0, 2\*\*64 - 1\]"),
@@ -298,6 +301,16 @@ def test_native_errors_for_bad_requests(tiny_tts_artifact):
         runner.new_session("hi", "x")
     with pytest.raises(InvalidArgumentError, match="empty"):
         runner.new_session("   ")
+    empty = r"^the text is empty \(or only whitespace\): nothing to say$"
+    for blank in ["\u3000", "\u00a0 \u2009", "\ufeff\n"]:  # the same error as "   ", in one place
+        for call in (lambda: runner.new_session(blank), lambda: runner.split_text(blank)):
+            with pytest.raises(InvalidArgumentError, match=empty):
+                call()
+    # Bytes that are not UTF-8 (a bytes argument reaches the runner as they are): the message
+    # names the problem and the offset, not the tokenizer's encode_bytes.
+    for call in (lambda: runner.new_session(b"caf\xe9 au lait"), lambda: runner.split_text(b"caf\xe9 au lait")):
+        with pytest.raises(InvalidArgumentError, match=r"^the text is not valid UTF-8 \(at byte 3\)$"):
+            call()
     with pytest.raises(InvalidArgumentError, match="max_frames"):
         runner.new_session("hi", "", 1, -1)
     session = runner.new_session("hi", "", 1, 3)

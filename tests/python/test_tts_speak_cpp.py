@@ -136,6 +136,7 @@ def test_runtime_errors_exit_1(speak, tiny_tts_artifact, tmp_path):
     r = speak(tiny_tts_artifact, "-", tmp_path / "c.wav", stdin=b"caf\xe9 au lait")
     assert_clean_failure(r, 1)
     assert "InvalidArgument" in r.stderr and not (tmp_path / "c.wav").exists()
+    assert "not valid UTF-8 (at byte 3)" in r.stderr and "encode_bytes" not in r.stderr  # the TTS user's terms
     # an output file that cannot be created
     r = speak(tiny_tts_artifact, TEXT, tmp_path / "missing_dir" / "out.wav", "--max-frames", 2)
     assert_clean_failure(r, 1)
