@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings.h"
+#include "voxtral/bf16.h"
 #include "voxtral/program.h"
 
 namespace voxtral::python {
@@ -23,10 +24,53 @@ py::array_t<float> to_array(FloatTensor&& t) {
   return a;
 }
 
+// execute(): inputs as float32 or int64 arrays (integer arrays become int64, anything else
+// float32), outputs copied out of the program's memory (bf16 widened to float32, exactly).
+py::list execute(Program& p, const std::string& method, const std::vector<py::array>& inputs) {
+  std::vector<py::array> arrays;  // keep the converted arrays alive during the call
+  std::vector<TensorView> views;
+  for (const py::array& in : inputs) {
+    const char kind = in.dtype().kind();
+    if (kind == 'i' || kind == 'u' || kind == 'b') {
+      arrays.push_back(py::array_t<int64_t, py::array::c_style | py::array::forcecast>::ensure(in));
+    } else {
+      arrays.push_back(py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(in));
+    }
+    const py::array& a = arrays.back();
+    std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+    if (kind == 'i' || kind == 'u' || kind == 'b') {
+      views.push_back(TensorView::i64(static_cast<const int64_t*>(a.data()), std::move(shape)));
+    } else {
+      views.push_back(TensorView::f32(static_cast<const float*>(a.data()), std::move(shape)));
+    }
+  }
+  auto outputs = unwrap(without_gil([&] { return p.execute(method, views); }));
+  py::list result;
+  for (const TensorView& out : outputs) {
+    std::vector<py::ssize_t> shape(out.shape.begin(), out.shape.end());
+    if (out.dtype == DType::kInt64) {
+      py::array_t<int64_t> a(shape);
+      std::copy(out.i64(), out.i64() + out.numel(), a.mutable_data());
+      result.append(a);
+    } else {
+      py::array_t<float> a(shape);
+      if (out.dtype == DType::kBFloat16) {
+        bf16_to_float(out.bf16(), a.mutable_data(), static_cast<size_t>(out.numel()));
+      } else {
+        std::copy(out.f32(), out.f32() + out.numel(), a.mutable_data());
+      }
+      result.append(a);
+    }
+  }
+  return result;
+}
+
 }  // namespace
 
 void register_program(py::module_& m) {
-  py::class_<Program>(m, "Program", "One exported program (.pte); not thread-safe, one per stream.")
+  m.def("backends", &backends, "The program backends this build runs, e.g. ['xnnpack'] or ['xnnpack', 'aoti'].");
+  py::class_<Program>(m, "Program",
+                      "One exported program (.pte, or .pt2 with the aoti backend); not thread-safe, one per stream.")
       .def_static(
           "load", [](const std::string& path) { return unwrap(without_gil([&] { return Program::load(path); })); },
           py::arg("path"))
@@ -53,7 +97,9 @@ void register_program(py::module_& m) {
             for (auto& t : outputs) result.append(to_array(std::move(t)));
             return result;
           },
-          py::arg("method"), py::arg("inputs"), "Runs a method on float32 arrays; returns float32 arrays.");
+          py::arg("method"), py::arg("inputs"), "Runs a method on float32 arrays; returns float32 arrays.")
+      .def("execute", &execute, py::arg("method"), py::arg("inputs"),
+           "Runs a method on float32 / int64 arrays; returns copies of its outputs (bf16 as float32).");
 }
 
 }  // namespace voxtral::python

@@ -8,9 +8,11 @@ import numpy.typing as npt
 __version__: str
 
 def _raise_status(code: str, message: str) -> None: ...
+def backends() -> list[str]:
+    """The program backends this build runs, e.g. ['xnnpack'] or ['xnnpack', 'aoti']."""
 
 class Program:
-    """One exported program (.pte); not thread-safe, one per stream."""
+    """One exported program (.pte, or .pt2 with the aoti backend); not thread-safe, one per stream."""
 
     @staticmethod
     def load(path: str) -> Program: ...
@@ -22,6 +24,8 @@ class Program:
     def constant_double(self, name: str) -> float: ...
     def planned_memory_bytes(self, method: str) -> int: ...
     def run(self, method: str, inputs: list[npt.ArrayLike]) -> list[npt.NDArray[np.float32]]: ...
+    def execute(self, method: str, inputs: list[npt.ArrayLike]) -> list[npt.NDArray[np.float32] | npt.NDArray[np.int64]]:
+        """Runs a method on float32 / int64 arrays; returns copies of its outputs (bf16 as float32)."""
 
 class LogMel:
     """Streaming log-mel frontend of Voxtral Realtime (one stream, not thread-safe).

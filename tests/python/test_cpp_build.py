@@ -44,6 +44,22 @@ def release_build(tmp_path_factory, worker_id):
     return made_once(tmp_path_factory, worker_id, "build-xnnpack", lambda path: build_preset("xnnpack", path))
 
 
+def build_aoti(build: Path) -> Path:
+    """libvoxtral with the AOTI backend (the aoti-cpu preset: libtorch from this Python's
+    torch) and its test program only: one more libvoxtral build, nothing else."""
+    env = env_with_this_python()
+    run(["cmake", "--preset", "aoti-cpu", "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
+         "-DVOXTRAL_BUILD_CLI=OFF"], cwd=ROOT, env=env)  # fmt: skip
+    run(["cmake", "--build", str(build), "--target", "test_aoti"], cwd=ROOT, env=env)
+    return build
+
+
+@pytest.fixture(scope="session")
+def aoti_build(tmp_path_factory, worker_id):
+    """The aoti build tree (tests/cpp/test_aoti in it); test_aoti_backend.py runs it."""
+    return made_once(tmp_path_factory, worker_id, "build-aoti-cpu", build_aoti)
+
+
 def test_ctest(release_build):
     r = run(["ctest", "--test-dir", str(release_build), "--output-on-failure"], cwd=ROOT)
     assert "100% tests passed" in r.stdout

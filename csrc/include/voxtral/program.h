@@ -1,4 +1,6 @@
-// One exported program (an ExecuTorch .pte file) behind a seam that hides the backend.
+// One exported program behind a seam that hides the backend: an ExecuTorch program (.pte,
+// run on the CPU) or an AOTInductor package (.pt2, run by libtorch on CUDA or the CPU, in
+// builds with the aoti backend). Program::load picks the backend by the file.
 //
 //   auto program = voxtral::Program::load("encoder.pte");        // Result<unique_ptr<Program>>
 //   if (!program.ok()) return program.status();
@@ -9,8 +11,10 @@
 // no inputs returning one scalar); runners read them here instead of hard-coding them.
 //
 // A Program is not thread-safe: methods keep mutable state (KV caches) inside the
-// program, so each stream gets its own Program (the weights are memory-mapped and
-// shared by the OS page cache).
+// program, so each stream gets its own Program. The weights are loaded once whichever
+// the backend: .pte files are memory-mapped (shared by the OS page cache), and the models
+// of a .pt2 package are loaded once per process and shared by its Programs, each of which
+// owns only its state tensors.
 #pragma once
 
 #include <cstdint>
@@ -62,17 +66,24 @@ struct MetadataEntry {
   double double_value = 0;  // every constant, as a number
 };
 
+// The program backends this build of libvoxtral runs, e.g. {"xnnpack"} or {"xnnpack", "aoti"}
+// ("xnnpack": ExecuTorch programs, XNNPACK-delegated or portable; "aoti": AOTInductor
+// packages). Chosen at build time with -DVOXTRAL_BACKENDS.
+VOXTRAL_API std::vector<std::string> backends();
+
 struct ProgramOptions {
   // All methods share one activation arena and one arena of shared mutable buffers: needed
   // by programs whose methods share state (the TTS program's prefill and decode write one
   // KV cache). An output is then valid only until the next call of any method.
+  // AOTInductor packages ignore it: their state tensors are shared by name already.
   bool share_memory_arenas = false;
 };
 
 class VOXTRAL_API Program {
  public:
-  // Memory-maps and verifies the program. NotFound if the file does not exist,
-  // InvalidProgram if it is not a loadable program.
+  // Memory-maps and verifies the program (.pte), or loads the package's models (.pt2, once per
+  // process) and allocates this Program's state. NotFound if the file does not exist,
+  // InvalidProgram if it is not a loadable program or one of a backend this build lacks.
   static Result<std::unique_ptr<Program>> load(const std::string& path, const ProgramOptions& options = {});
   ~Program();
   Program(const Program&) = delete;
@@ -88,7 +99,8 @@ class VOXTRAL_API Program {
 
   // Bytes of memory the runtime plans for `method` when it loads (activations and, for the
   // stateful methods, their KV caches and other state): what each Program loading the
-  // method allocates. NotFound if there is no such method.
+  // method allocates. For an AOTInductor package: the method's state tensors (activations
+  // come from libtorch's allocator per call). NotFound if there is no such method.
   Result<int64_t> planned_memory_bytes(const std::string& method);
 
   // Runs `method` on float32 inputs; returns its outputs as float32 tensors
@@ -101,8 +113,11 @@ class VOXTRAL_API Program {
   // memory, valid until the next execute/run on this Program.
   Result<std::vector<TensorView>> execute(const std::string& method, const std::vector<TensorView>& inputs);
 
- private:
+  // The backend behind this Program: an internal interface (csrc/backends/program_impl.h),
+  // opaque to users.
   struct Impl;
+
+ private:
   explicit Program(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

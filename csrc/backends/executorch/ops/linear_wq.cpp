@@ -29,7 +29,7 @@
 #include <executorch/runtime/kernel/kernel_includes.h>
 #include <executorch/runtime/kernel/thread_parallel_interface.h>
 
-#include "ops/vector_math.h"
+#include "backends/executorch/ops/vector_math.h"
 
 namespace voxtral::ops {
 

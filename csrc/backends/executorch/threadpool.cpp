@@ -1,10 +1,12 @@
-// voxtral/runtime.h: the library's version and the size of ExecuTorch's global thread pool
-// (XNNPACK and our kernels run on it).
+// voxtral/runtime.h, the thread half: the size of ExecuTorch's global thread pool (XNNPACK
+// and our op kernels run on it). Every build has the ExecuTorch backend, so this is the
+// library's one thread pool; the AOTI backend's CPU kernels use libtorch's own threads.
 //
 // The wheel ships libexecutorch_threadpool.so but not its header
 // (extension/threadpool/threadpool.h), so the two exported functions we call are
 // declared here with their exact signatures.
 #include <cstdint>
+#include <string>
 
 #include "voxtral/runtime.h"
 
@@ -18,8 +20,6 @@ ThreadPool* get_threadpool();
 }  // namespace executorch::extension::threadpool
 
 namespace voxtral {
-
-const char* version() { return VOXTRAL_VERSION_STRING; }
 
 Status set_num_threads(int num_threads) {
   if (num_threads < 1 || num_threads > 1024) {
