@@ -80,7 +80,9 @@ if("aoti" IN_LIST VOXTRAL_BACKENDS_BUILT)
     if(NOT _rc EQUAL 0 OR NOT _torch_prefix)
       message(FATAL_ERROR
         "The aoti backend needs libtorch from PyTorch, but `${Python3_EXECUTABLE}` cannot import torch. "
-        "Install torch (the version you will run with; pip install torch==2.13.0) or pass -DTorch_ROOT=<libtorch>.")
+        "Install torch (the version you will run with) and, under pip, build without isolation so the "
+        "build sees it: pip install -e . --no-build-isolation -Ccmake.define.VOXTRAL_BACKENDS=\"xnnpack;aoti\" "
+        "(or pass -DTorch_ROOT=<libtorch>/share/cmake/Torch).")
     endif()
     set(Torch_ROOT "${_torch_prefix}/Torch")
   endif()
