@@ -239,7 +239,10 @@ def _add_export_parser(sub) -> None:
     for p in (stt, tts):
         p.add_argument("--checkpoint", required=True, metavar="DIR", help="Mistral checkpoint directory")
         p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
-        p.add_argument("--backend", choices=["xnnpack", "portable"], default="xnnpack", help="(default: xnnpack)")
+        p.add_argument("--backend", choices=["xnnpack", "portable", "cuda", "metal", "aoti-cpu"], default="xnnpack",
+                       help="xnnpack / portable: ExecuTorch programs for the CPU; cuda, metal, aoti-cpu: "
+                            "AOTInductor packages for libvoxtral's AOTI backend (needs torch; aoti-cpu is its "
+                            "CPU test double) (default: xnnpack)")  # fmt: skip
         p.add_argument("--embedding-quant", metavar="SCHEME", help="token embedding table (default: none)")
         p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"],
                        help="compute dtype of activations, KV caches and unquantized weights "

@@ -67,7 +67,7 @@ def tiny_stt_artifact(tiny_stt_dir, tmp_path_factory, worker_id):
             capture_output=True, text=True, timeout=900,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr[-3000:]
-        assert "wrote" in r.stdout and "lowering for xnnpack" in r.stdout  # progress output
+        assert "wrote" in r.stdout and "compiling for xnnpack" in r.stdout  # progress output
 
     return made_once(tmp_path_factory, worker_id, "stt-fp32", export)
 
@@ -86,6 +86,17 @@ STT_VARIANTS = {
     "bf16": dict(dtype="bf16"),
     "fp16": dict(dtype="fp16"),
 }
+
+
+@pytest.fixture(scope="session")
+def tiny_stt_aoti_artifact(tiny_stt_dir, tmp_path_factory, worker_id):
+    """The tiny STT checkpoint exported for aoti-cpu: an AOTInductor package (model.pt2)."""
+    from voxtral_native.export.export_stt import SttExportOptions, export_stt
+
+    def export(out: Path) -> None:
+        export_stt(tiny_stt_dir, out, SttExportOptions(backend="aoti-cpu"), progress=lambda _: None)
+
+    return made_once(tmp_path_factory, worker_id, "stt-aoti-cpu", export)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +127,7 @@ def tiny_tts_artifact(tiny_tts_dir, tmp_path_factory, worker_id):
             capture_output=True, text=True, timeout=1200,
         )  # fmt: skip
         assert r.returncode == 0, r.stderr[-3000:]
-        assert "wrote" in r.stdout and "lowering for xnnpack" in r.stdout  # progress output
+        assert "wrote" in r.stdout and "compiling for xnnpack" in r.stdout  # progress output
 
     return made_once(tmp_path_factory, worker_id, "tts-fp32", export)
 

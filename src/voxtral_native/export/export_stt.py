@@ -29,17 +29,34 @@ import torch
 from torch import nn
 
 from voxtral_native.artifact import write_manifest
+from voxtral_native.export import ops
+from voxtral_native.export.aoti import MethodSpec
 from voxtral_native.export.checkpoint import check_checkpoint_dir, load_stt
 from voxtral_native.export.metadata import stt_metadata, tekken_audio_settings
 from voxtral_native.export.models.stt import VoxtralRealtime
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantizer
 
-BACKENDS = ("xnnpack", "portable")
+# ExecuTorch programs (model.pte): xnnpack (linears delegated to XNNPACK) and portable (no
+# delegate). AOTInductor packages (model.pt2, export/aoti.py) for libvoxtral's AOTI backend:
+# cuda, metal (Apple GPUs, untested here) and aoti-cpu (the same seam on the CPU, for tests).
+EXECUTORCH_BACKENDS = ("xnnpack", "portable")
+AOTI_DEVICES = {"cuda": "cuda", "metal": "mps", "aoti-cpu": "cpu"}
+BACKENDS = EXECUTORCH_BACKENDS + tuple(AOTI_DEVICES)
 # Compute dtypes: weights that are not quantized, activations and KV caches. The program's
 # inputs and outputs stay float32 whatever the compute dtype (cast at its edges), so runners
 # need no conversion.
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PROGRAM_FILE = "model.pte"
+AOTI_PROGRAM_FILE = "model.pt2"
+
+
+def check_aoti_options(backend: str, schemes: dict) -> None:
+    """What the AOTI export does not take yet: quantized linears (int4 for CUDA is to come)."""
+    if backend in AOTI_DEVICES:
+        quantized = [part for part, scheme in schemes.items() if scheme is not None]
+        if quantized:
+            raise ValueError(f"--backend {backend} exports float weights only for now; drop the quantization of "
+                             + ", ".join(quantized))  # fmt: skip
 
 
 @dataclass
@@ -72,6 +89,7 @@ class SttExportOptions:
             "encoder": QuantScheme.parse(self.encoder_quant) if self.encoder_quant else None,
             "embedding": QuantScheme.parse(self.embedding_quant, EMBEDDING_SCHEMES) if self.embedding_quant else None,
         }
+        check_aoti_options(self.backend, self.schemes)
 
 
 class _Encode(nn.Module):
@@ -94,25 +112,45 @@ class _Decode(nn.Module):
         return logits, torch.argmax(logits, dim=-1)
 
 
-def export_methods(model: VoxtralRealtime, options: SttExportOptions) -> dict[str, torch.export.ExportedProgram]:
+def method_specs(model: VoxtralRealtime, options: SttExportOptions) -> dict[str, MethodSpec]:
     cfg = model.config
     mel_frames = 2 * cfg.downsample_factor
     n = torch.export.Dim("n_tokens", min=1, max=options.max_encoder_tokens)
     t = torch.export.Dim("n_positions", min=1, max=options.max_decoder_tokens)
     dim = cfg.decoder.dim
-    with torch.no_grad():
-        encode = torch.export.export(
+    return {
+        "encode": MethodSpec(
             _Encode(model, DTYPES[options.dtype]),
             (torch.zeros(1, cfg.num_mel_bins, 2 * mel_frames), torch.zeros(1, dtype=torch.long)),
-            dynamic_shapes={"mel": {2: mel_frames * n}, "start_token": None},
-        )
-        decode = torch.export.export(
+            {"mel": {2: mel_frames * n}, "start_token": None},
+        ),
+        "decode": MethodSpec(
             _Decode(model, DTYPES[options.dtype]),
             (torch.zeros(1, 2, dim), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, dtype=torch.long),
              torch.zeros(1)),
-            dynamic_shapes={"audio_embeds": {1: t}, "token_ids": {1: t}, "start_pos": None, "delay_tokens": None},
-        )
-    return {"encode": encode, "decode": decode}
+            {"audio_embeds": {1: t}, "token_ids": {1: t}, "start_pos": None, "delay_tokens": None},
+        ),
+    }  # fmt: skip
+
+
+def export_methods(specs: dict[str, MethodSpec]) -> dict[str, torch.export.ExportedProgram]:
+    with torch.no_grad():
+        return {name: torch.export.export(s.module, s.args, dynamic_shapes=s.dynamic_shapes)
+                for name, s in specs.items()}  # fmt: skip
+
+
+def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, out_dir: Path,
+                  share_mutable_buffers: bool = False) -> tuple[Path, int]:  # fmt: skip
+    """Traces and compiles the methods for `backend`; returns (program path, size in bytes)."""
+    if backend in AOTI_DEVICES:
+        from voxtral_native.export.aoti import export_with_state, package_methods
+
+        with ops.decomposed():
+            programs, state = export_with_state(specs)
+        path = out_dir / AOTI_PROGRAM_FILE
+        return path, package_methods(programs, metadata, state, path)
+    path = out_dir / PROGRAM_FILE
+    return path, lower(export_methods(specs), metadata, backend, path, share_mutable_buffers)
 
 
 def _memory_planning_pass(share_mutable_buffers: bool = False):
@@ -242,15 +280,14 @@ def export_stt(
         model.config, audio, max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens, activations_bf16=False,
     )  # fmt: skip
-    step("tracing encode and decode (torch.export)")
-    methods = export_methods(model, options)
-    step(f"lowering for {options.backend}")
-    del model  # the traced programs hold what they need
-    pte = out_dir / PROGRAM_FILE
-    program_bytes = lower(methods, metadata, options.backend, pte)
+    step(f"tracing encode and decode (torch.export) and compiling for {options.backend}")
+    specs = method_specs(model, options)
+    del model  # the specs hold it; the traced programs hold what they need
+    pte, program_bytes = write_program(specs, metadata, options.backend, out_dir)
+    del specs
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")
     write_manifest(
-        out_dir, "stt", options.backend, {"program": PROGRAM_FILE, "tokenizer": "tekken.json"},
+        out_dir, "stt", options.backend, {"program": pte.name, "tokenizer": "tekken.json"},
         options={k: v for k, v in asdict(options).items() if k != "schemes"},
         model="Voxtral-Mini-4B-Realtime-2602",
         source_checkpoint=str(checkpoint_dir.resolve()),

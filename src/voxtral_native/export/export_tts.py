@@ -52,14 +52,13 @@ import torch
 from torch import nn
 
 from voxtral_native.artifact import write_manifest
-from voxtral_native.export.export_stt import BACKENDS, DTYPES, lower
+from voxtral_native.export.aoti import MethodSpec
+from voxtral_native.export.export_stt import BACKENDS, DTYPES, check_aoti_options, write_program
 from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, tts_metadata
 from voxtral_native.export.models.tts import VoxtralTts, quantize_acoustic
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantize_module_
 from voxtral_native.export.tts_checkpoint import load_tts
 from voxtral_native.export.voices import VOICES_FILE, read_voices, write_voices
-
-PROGRAM_FILE = "model.pte"
 
 
 @dataclass
@@ -102,6 +101,7 @@ class TtsExportOptions:
             "codec": QuantScheme.parse(self.codec_quant) if self.codec_quant else None,
             "embedding": QuantScheme.parse(self.embedding_quant, EMBEDDING_SCHEMES) if self.embedding_quant else None,
         }
+        check_aoti_options(self.backend, self.schemes)
 
 
 _CODEC_LAYER = re.compile(r"audio_tokenizer\.decoder_blocks\.\d+\.layers\.\d+")
@@ -175,7 +175,7 @@ class _Codec(nn.Module):
         return self.model.decode(codes).float()
 
 
-def export_methods(model: VoxtralTts, options: TtsExportOptions) -> dict[str, torch.export.ExportedProgram]:
+def method_specs(model: VoxtralTts, options: TtsExportOptions) -> dict[str, MethodSpec]:
     cfg = model.config
     dim, dtype = cfg.lm.dim, DTYPES[options.dtype]
     edge = torch.bfloat16 if options.bf16_edges else torch.float32
@@ -183,25 +183,19 @@ def export_methods(model: VoxtralTts, options: TtsExportOptions) -> dict[str, to
     t = torch.export.Dim("n_tokens", min=4, max=options.max_prompt_tokens)
     n = torch.export.Dim("n_voice_rows", min=1, max=options.max_prompt_tokens - 3)
     codes = torch.full((1, n_codes), 2, dtype=torch.long)
-    with torch.no_grad():
-        return {
-            "prefill": torch.export.export(
-                _Prefill(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.zeros(1, 3, dim, dtype=edge)),
-                dynamic_shapes={"token_ids": {1: t}, "voice": {1: n}},
-            ),
-            "decode": torch.export.export(_Decode(model, dtype, edge), (codes, torch.tensor([8]))),
-            "semantic_logits": torch.export.export(
-                _SemanticLogits(model, dtype, edge), (torch.zeros(1, dim, dtype=edge),)
-            ),
-            "acoustic_step": torch.export.export(
-                _AcousticStep(model, dtype, edge),
-                (torch.zeros(1, dim, dtype=edge), torch.zeros(1, cfg.n_acoustic_codebooks, dtype=edge),
-                 torch.tensor([0])),
-            ),
-            "codec": torch.export.export(
-                _Codec(model), (torch.full((1, options.max_codec_frames, n_codes), 2, dtype=torch.long),)
-            ),
-        }  # fmt: skip
+    return {
+        "prefill": MethodSpec(
+            _Prefill(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.zeros(1, 3, dim, dtype=edge)),
+            {"token_ids": {1: t}, "voice": {1: n}},
+        ),
+        "decode": MethodSpec(_Decode(model, dtype, edge), (codes, torch.tensor([8]))),
+        "semantic_logits": MethodSpec(_SemanticLogits(model, dtype, edge), (torch.zeros(1, dim, dtype=edge),)),
+        "acoustic_step": MethodSpec(
+            _AcousticStep(model, dtype, edge),
+            (torch.zeros(1, dim, dtype=edge), torch.zeros(1, cfg.n_acoustic_codebooks, dtype=edge), torch.tensor([0])),
+        ),
+        "codec": MethodSpec(_Codec(model), (torch.full((1, options.max_codec_frames, n_codes), 2, dtype=torch.long),)),
+    }  # fmt: skip
 
 
 def export_tts(
@@ -233,18 +227,18 @@ def export_tts(
     )  # fmt: skip
     model.audio_tokenizer.float()  # the codec computes in float32 whatever the LM's dtype
     metadata = tts_metadata(model.config, options, activations_bf16=options.bf16_edges)
-    step("tracing prefill, decode, semantic_logits, acoustic_step and codec (torch.export)")
-    methods = export_methods(model, options)
-    step(f"lowering for {options.backend}")
-    del model  # the traced programs hold what they need
-    pte = out_dir / PROGRAM_FILE
+    step("tracing prefill, decode, semantic_logits, acoustic_step and codec (torch.export) and compiling for "
+         + options.backend)
+    specs = method_specs(model, options)
+    del model  # the specs hold it; the traced programs hold what they need
     # prefill and decode share one LM cache
-    program_bytes = lower(methods, metadata, options.backend, pte, share_mutable_buffers=True)
+    pte, program_bytes = write_program(specs, metadata, options.backend, out_dir, share_mutable_buffers=True)
+    del specs
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")
     index = write_voices(out_dir, voices)
 
     write_manifest(
-        out_dir, "tts", options.backend, {"program": PROGRAM_FILE, "tokenizer": "tekken.json", "voices": VOICES_FILE},
+        out_dir, "tts", options.backend, {"program": pte.name, "tokenizer": "tekken.json", "voices": VOICES_FILE},
         options={k: v for k, v in asdict(options).items() if k != "schemes"},
         model="Voxtral-4B-TTS-2603",
         source_checkpoint=str(checkpoint_dir.resolve()),

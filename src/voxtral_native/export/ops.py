@@ -24,6 +24,8 @@ linear_wq(x, qweight, scales, bias, bits, group_size) -> out    (weight-only qua
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 _lib = torch.library.Library("voxtral", "DEF")
@@ -85,7 +87,24 @@ def _ring_sdpa_out_fake(q, k_cache, v_cache, start_pos, window, *, out):
     return out
 
 
+_decomposed = False
+
+
+@contextlib.contextmanager
+def decomposed():
+    """Models traced inside call the ops' PyTorch references (plain ATen ops) instead of the
+    voxtral:: ops: for compilers that have no libvoxtral kernels (AOTInductor)."""
+    global _decomposed
+    before, _decomposed = _decomposed, True
+    try:
+        yield
+    finally:
+        _decomposed = before
+
+
 def ring_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start_pos: torch.Tensor, window: int):
+    if _decomposed:
+        return ring_sdpa_reference(q, k_cache, v_cache, start_pos, window)
     return torch.ops.voxtral.ring_sdpa(q, k_cache, v_cache, start_pos, window)
 
 
@@ -131,4 +150,6 @@ def _linear_wq_out_fake(x, qweight, scales, bias, bits, group_size, *, out):
 
 
 def linear_wq(x, qweight, scales, bias, bits: int, group_size: int) -> torch.Tensor:
+    if _decomposed:
+        return linear_wq_reference(x, qweight, scales, bias, bits, group_size)
     return torch.ops.voxtral.linear_wq(x, qweight, scales, bias, bits, group_size)

@@ -1,0 +1,144 @@
+"""AOTInductor packaging: the GPU backend's (and its CPU test double's) program format.
+
+One .pt2 package holds one AOTInductor model per method, each named after its method, so a
+runner calls methods by name as it does on ExecuTorch. What ExecuTorch keeps inside the
+program travels in every model's metadata (string to string, read by libvoxtral's AOTI
+backend through AOTIModelPackageLoader::get_metadata):
+
+    voxtral.methods    the package's method names, comma-separated
+    voxtral.constants  JSON {name: number}: the metadata ExecuTorch serves as constant methods
+    voxtral.state      JSON [{"name", "shape", "dtype"}]: the state tensors (KV caches, conv
+                       context) this method takes after its own inputs, in order, and updates
+                       in place. A name is one tensor for the whole program (the TTS prefill
+                       and decode share the LM cache); each session owns its copy on the
+                       device, so the loaded weights are shared by every session.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+DEVICES = ("cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # "float32", "bfloat16", "float16", "int64"
+
+    def zeros(self, device: str = "cpu") -> torch.Tensor:
+        return torch.zeros(self.shape, dtype=getattr(torch, self.dtype), device=device)
+
+    def as_json(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+def package_methods(
+    methods: dict[str, torch.export.ExportedProgram],
+    constants: dict[str, int | float],
+    state: dict[str, list[StateSpec]],
+    out_path: str | Path,
+) -> int:
+    """Compiles each exported method with AOTInductor into one package at `out_path`; returns
+    its size in bytes. Each method's program takes its own inputs, then state[method]."""
+    from torch._inductor.package import package_aoti
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    names = ",".join(methods)
+    compiled = {}
+    for name, program in methods.items():
+        metadata = {
+            "voxtral.methods": names,
+            "voxtral.constants": json.dumps(constants),
+            "voxtral.state": json.dumps([s.as_json() for s in state.get(name, [])]),
+        }
+        args, kwargs = program.example_inputs
+        compiled[name] = torch._inductor.aot_compile(
+            program.module(), args, kwargs,
+            options={"aot_inductor.package": True, "aot_inductor.metadata": metadata},
+        )  # fmt: skip
+    package_aoti(str(out_path), compiled)
+    return out_path.stat().st_size
+
+
+@dataclass
+class MethodSpec:
+    """What torch.export needs for one method: the module, example inputs, dynamic shapes
+    (keyed by the forward's argument names)."""
+
+    module: torch.nn.Module
+    args: tuple
+    dynamic_shapes: dict | None = None
+
+
+class _StateAsInputs(torch.nn.Module):
+    """Runs `inner` with the given state tensors standing in for its mutable buffers, so the
+    traced program takes them as inputs and updates them in place (a session's own tensors)."""
+
+    def __init__(self, inner: torch.nn.Module, owners: list[tuple[torch.nn.Module, str]]):
+        super().__init__()
+        self.inner = inner
+        self._owners = owners  # (module, attribute name) of each state tensor, in input order
+
+    def forward(self, inputs: tuple, states: tuple):
+        for (module, leaf), tensor in zip(self._owners, states):
+            module.__dict__[leaf] = tensor  # found before nn.Module.__getattr__ looks at buffers
+        return self.inner(*inputs)
+
+
+def _owner(root: torch.nn.Module, fqn: str) -> tuple[torch.nn.Module, str]:
+    path, _, leaf = fqn.rpartition(".")
+    return (root.get_submodule(path) if path else root), leaf
+
+
+def _buffers_read(program: torch.export.ExportedProgram, among: set[str]) -> list[str]:
+    """The buffers in `among` that the program's graph uses (export lifts every buffer of the
+    module tree as an input, also those only another method touches)."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    return [fqn for node_name, fqn in program.graph_signature.inputs_to_buffers.items()
+            if fqn in among and placeholders[node_name].users]  # fmt: skip
+
+
+def export_with_state(specs: dict[str, MethodSpec]) -> tuple[dict[str, torch.export.ExportedProgram],
+                                                               dict[str, list[StateSpec]]]:  # fmt: skip
+    """Exports each method with its mutable buffers (KV caches, conv context) as trailing
+    inputs instead of program state: AOTInductor keeps buffers inside the loaded model, which
+    would make every stream share one cache. State is whatever buffer any method updates;
+    a method takes each such buffer it reads or writes, named by its path in the module tree
+    (the methods wrap one model, so one name is one tensor across methods)."""
+    with torch.no_grad():
+        first = {name: torch.export.export(s.module, s.args, dynamic_shapes=s.dynamic_shapes)
+                 for name, s in specs.items()}  # fmt: skip
+    # torch.export keeps in-place updates as graph ops; functionalizing them (an empty
+    # decomposition table) lists the buffers they write.
+    first = {name: ep.run_decompositions({}) for name, ep in first.items()}
+    mutated = {fqn for ep in first.values() for fqn in ep.graph_signature.buffers_to_mutate.values()}
+    used = {name: _buffers_read(ep, mutated) for name, ep in first.items()}
+    del first
+    tensors: dict[str, torch.Tensor] = {}
+    for name, spec in specs.items():
+        for fqn in used[name]:
+            if fqn not in tensors:
+                module, leaf = _owner(spec.module, fqn)
+                tensors[fqn] = module._buffers.pop(leaf)
+    programs, state = {}, {}
+    for name, spec in specs.items():
+        owners = [_owner(spec.module, fqn) for fqn in used[name]]
+        arg_names = list(inspect.signature(spec.module.forward).parameters)
+        dyn = spec.dynamic_shapes or {}
+        dynamic = {"inputs": tuple(dyn.get(a) for a in arg_names[: len(spec.args)]),
+                   "states": tuple(None for _ in owners)}  # fmt: skip
+        example_states = tuple(torch.zeros_like(tensors[fqn]) for fqn in used[name])
+        with torch.no_grad():
+            programs[name] = torch.export.export(_StateAsInputs(spec.module, owners), (tuple(spec.args), example_states),
+                                                 dynamic_shapes=dynamic)  # fmt: skip
+        state[name] = [StateSpec(fqn, tuple(tensors[fqn].shape), str(tensors[fqn].dtype).removeprefix("torch."))
+                       for fqn in used[name]]  # fmt: skip
+    return programs, state
