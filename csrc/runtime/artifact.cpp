@@ -5,15 +5,29 @@
 #include <iterator>
 
 #include "text/json.h"
+#include "voxtral/program.h"
 
 namespace voxtral {
 
 namespace {
 
-// Backends whose programs this build can run (ExecuTorch with XNNPACK kernels runs both
-// delegated and portable-only programs).
-const std::vector<std::string>& backends_built() {
-  static const std::vector<std::string> names = {"xnnpack", "portable"};
+// The runtime backend (voxtral::backends()) that runs programs exported for each export
+// backend: ExecuTorch with XNNPACK kernels runs both delegated and portable-only programs;
+// AOTInductor packages for any device run on the aoti backend.
+const char* runtime_backend(const std::string& exported_for) {
+  if (exported_for == "xnnpack" || exported_for == "portable") return "xnnpack";
+  if (exported_for == "cuda" || exported_for == "metal" || exported_for == "aoti-cpu") return "aoti";
+  return nullptr;
+}
+
+// The export backends this build runs, for messages.
+std::vector<std::string> backends_built() {
+  std::vector<std::string> names;
+  for (const char* b : {"xnnpack", "portable", "aoti-cpu", "cuda", "metal"}) {
+    for (const std::string& built : backends()) {
+      if (built == runtime_backend(b)) names.emplace_back(b);
+    }
+  }
   return names;
 }
 
@@ -83,10 +97,14 @@ Result<Artifact> read_artifact(const std::string& dir, const std::string& expect
     return invalid("this is a " + std::string(model_kind_name(a.kind)) + " model (kind '" + a.kind + "'); expected a " +
                    model_kind_name(expected_kind) + " model (kind '" + expected_kind + "')");
   }
+  const char* needs = runtime_backend(a.backend);
   bool built = false;
-  for (const std::string& b : backends_built()) built = built || b == a.backend;
+  for (const std::string& b : backends()) built = built || (needs != nullptr && b == needs);
   if (!built) {
-    return invalid("exported for " + a.backend + "; this build of libvoxtral runs " + join(backends_built()));
+    std::string hint = needs != nullptr && std::string(needs) == "aoti"
+                           ? " (rebuild with -DVOXTRAL_BACKENDS=xnnpack;aoti: README, Install)"
+                           : "";
+    return invalid("exported for " + a.backend + "; this build of libvoxtral runs " + join(backends_built()) + hint);
   }
   const JsonValue* files = root.find("files");
   if (files == nullptr || !files->is_object()) return invalid("'files' must be an object (role -> file name)");

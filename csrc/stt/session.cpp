@@ -78,10 +78,11 @@ struct SttSession::Impl {
     VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
                              program->execute("decode", {TensorView::f32(audio, {1, t, m.dim}), TensorView::i64(ids.data(), {1, t}),
                                                          TensorView::i64(&pos, {1}), TensorView::f32(&delay, {1})}));
-    if (out.size() != 2 || out[1].dtype != DType::kInt64 || out[1].numel() != 1) {
+    // (logits, token), or the token alone where the argmax runs on the device (AOTI packages).
+    if (out.empty() || out.size() > 2 || out.back().dtype != DType::kInt64 || out.back().numel() != 1) {
       return Status(ErrorCode::kInvalidProgram, "'decode' returned an unexpected output");
     }
-    const int64_t token = out[1].i64()[0];
+    const int64_t token = out.back().i64()[0];
     if (token < 0 || token >= m.vocab_size) {
       return Status(ErrorCode::kInternal, "'decode' produced token id " + std::to_string(token) + " outside the vocabulary");
     }

@@ -25,8 +25,18 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # Model kinds, and what each is called in messages.
 KINDS = {"stt": "speech-to-text", "tts": "text-to-speech"}
-# Backends whose programs this build runs (ExecuTorch: XNNPACK-delegated or portable).
-BACKENDS = ("xnnpack", "portable")
+# The runtime backend (voxtral_native._core.backends()) that runs each export backend's
+# programs: ExecuTorch programs (XNNPACK-delegated or portable) on xnnpack, AOTInductor
+# packages for any device on aoti (csrc/runtime/artifact.cpp says the same).
+RUNTIME_BACKEND = {"xnnpack": "xnnpack", "portable": "xnnpack", "aoti-cpu": "aoti", "cuda": "aoti", "metal": "aoti"}
+
+
+def backends_built() -> list[str]:
+    """The export backends whose programs this build runs."""
+    from voxtral_native import native
+
+    built = set(native().backends())
+    return [b for b, runtime in RUNTIME_BACKEND.items() if runtime in built]
 
 
 @dataclass(frozen=True)
@@ -90,9 +100,13 @@ def read_artifact(path: str | Path, kind: str | None = None) -> Artifact:
     if kind is not None and found != kind:
         raise InvalidModelError(f"{path} is a {KINDS.get(found, 'unknown')} model (kind '{found}'); "
                                 f"expected a {KINDS[kind]} model (kind '{kind}')")
-    if manifest["backend"] not in BACKENDS:
+    built = backends_built()
+    if manifest["backend"] not in built:
+        hint = ""
+        if RUNTIME_BACKEND.get(manifest["backend"]) == "aoti":
+            hint = ' (rebuild with -Ccmake.define.VOXTRAL_BACKENDS="xnnpack;aoti": README, Install)'
         raise InvalidModelError(f"{path} was exported for {manifest['backend']}; this build of voxtral-native "
-                                f"runs {', '.join(BACKENDS)}")
+                                f"runs {', '.join(built)}{hint}")
     files = manifest.get("files")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise InvalidModelError(f"{manifest_path}: 'files' must map roles to file names")

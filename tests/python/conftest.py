@@ -100,6 +100,17 @@ def tiny_stt_aoti_artifact(tiny_stt_dir, tmp_path_factory, worker_id):
 
 
 @pytest.fixture(scope="session")
+def tiny_tts_aoti_artifact(tiny_tts_dir, tmp_path_factory, worker_id):
+    """The tiny TTS checkpoint exported for aoti-cpu (fp32): an AOTInductor package."""
+    from voxtral_native.export.export_tts import TtsExportOptions, export_tts
+
+    def export(out: Path) -> None:
+        export_tts(tiny_tts_dir, out, TtsExportOptions(backend="aoti-cpu"), progress=lambda _: None)
+
+    return made_once(tmp_path_factory, worker_id, "tts-aoti-cpu", export)
+
+
+@pytest.fixture(scope="session")
 def tiny_stt_variant(tiny_stt_dir, tmp_path_factory, worker_id):
     """tiny_stt_variant(name) -> the tiny checkpoint exported with STT_VARIANTS[name], once per run."""
 

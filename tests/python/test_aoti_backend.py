@@ -11,8 +11,6 @@ a _core built with aoti runs the same checks in Python."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import subprocess
 from pathlib import Path
 
@@ -54,33 +52,6 @@ def x_of(k: int) -> np.ndarray:
     return ((np.arange(8) + k * 8) % 13 - 6).astype(np.float32).reshape(1, 8) / 4
 
 
-@contextlib.contextmanager
-def _input_metadata():
-    """Adds `voxtral.inputs` (each method's own inputs: dtype and shape, from its example
-    inputs) to what package_methods writes, unless it writes it itself. The backend checks
-    inputs against it: AOTInductor checks dtypes and shapes only when AOTI_RUNTIME_CHECK_INPUTS
-    is set in the environment, and a tensor of the wrong dtype would otherwise be read as
-    the right one (past its end, for a bf16 array read as float32)."""
-    compile_ = torch._inductor.aot_compile
-
-    def with_inputs(module, args, kwargs=None, *, options=None, **kw):
-        options = dict(options or {})
-        metadata = dict(options.get("aot_inductor.metadata", {}))
-        if "voxtral.inputs" not in metadata:
-            leaves = torch.utils._pytree.tree_leaves((args, kwargs or {}))
-            own = leaves[: len(leaves) - len(json.loads(metadata["voxtral.state"]))]
-            metadata["voxtral.inputs"] = json.dumps(
-                [{"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)} for t in own])
-            options["aot_inductor.metadata"] = metadata
-        return compile_(module, args, kwargs, options=options, **kw)
-
-    torch._inductor.aot_compile = with_inputs
-    try:
-        yield
-    finally:
-        torch._inductor.aot_compile = compile_
-
-
 def make_toy_package(path: Path) -> Path:
     from voxtral_native.export.aoti import StateSpec, package_methods
 
@@ -91,8 +62,7 @@ def make_toy_package(path: Path) -> Path:
         "read": torch.export.export(Read(), (torch.tensor([2.0]), cache.zeros())),
         "mix": torch.export.export(Mix(), (x.to(torch.bfloat16), count.zeros())),
     }
-    with _input_metadata():
-        package_methods(methods, CONSTANTS, {"step": [cache], "read": [cache], "mix": [count]}, path)
+    package_methods(methods, CONSTANTS, {"step": [cache], "read": [cache], "mix": [count]}, path)
     return path
 
 

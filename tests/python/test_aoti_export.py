@@ -24,7 +24,7 @@ class Package:
     """The package's methods, called as libvoxtral calls them: own inputs, then this
     session's state tensors (zeros at the start, one per state name)."""
 
-    def __init__(self, path):
+    def __init__(self, path, device: str = "cpu"):
         from torch._inductor.package import load_package
 
         first = load_package(str(path), "encode")
@@ -35,7 +35,7 @@ class Package:
         self.state = {}
         for specs in self.specs.values():
             for s in specs:
-                self.state.setdefault(s["name"], torch.zeros(s["shape"], dtype=getattr(torch, s["dtype"])))
+                self.state.setdefault(s["name"], torch.zeros(s["shape"], dtype=getattr(torch, s["dtype"]), device=device))
 
     def __call__(self, method: str, *inputs):
         states = tuple(self.state[s["name"]] for s in self.specs[method])
@@ -48,11 +48,14 @@ def clip(tiny_stt_dir):
 
 
 def package_stream(package: Package, mel, prompt, chunking):
-    return greedy_stream(
-        lambda m, s: package("encode", m, s),
-        lambda e, i, p: tuple(package("decode", e, i, p, DELAY)),
-        mel, prompt, chunking,
-    )  # fmt: skip
+    """As test_stt_export.greedy_stream; the package's decode returns the token alone (its
+    argmax runs on the device), so the per-step logits come back empty."""
+
+    def decode(e, i, p):
+        (token,) = package("decode", e, i, p, DELAY)
+        return torch.zeros(1, 0), token
+
+    return greedy_stream(lambda m, s: package("encode", m, s), decode, mel, prompt, chunking)
 
 
 def test_package_matches_eager_chunk_by_chunk_and_step_by_step(tiny_stt_aoti_artifact, tiny_stt_dir, clip):
@@ -60,10 +63,9 @@ def test_package_matches_eager_chunk_by_chunk_and_step_by_step(tiny_stt_aoti_art
     with torch.no_grad():
         ref_embeds, ref_logits, ref_tokens = eager_stream(load_stt(tiny_stt_dir, max_encoder_tokens=32), mel, prompt, [32])
     for chunking in ([1], [3, 1, 8, 32, 5]):  # a fresh session (zero state) per chunking
-        embeds, logits, tokens = package_stream(Package(tiny_stt_aoti_artifact / "model.pt2"), mel, prompt, chunking)
+        embeds, _, tokens = package_stream(Package(tiny_stt_aoti_artifact / "model.pt2"), mel, prompt, chunking)
         assert (embeds - ref_embeds).abs().max() < 1e-4
-        assert (logits - ref_logits).abs().max() < 1e-4  # logits of the tiny model have std ~8
-        assert tokens == ref_tokens
+        assert tokens == ref_tokens  # every step's argmax, each fed back: one wrong logit derails the rest
 
 
 def test_state_belongs_to_the_session_and_metadata_travels(tiny_stt_aoti_artifact, clip):
@@ -84,6 +86,76 @@ def test_state_belongs_to_the_session_and_metadata_travels(tiny_stt_aoti_artifac
     assert torch.equal(first, again)
 
 
-def test_aoti_export_takes_no_quantization_yet(tiny_stt_dir):
-    with pytest.raises(ValueError, match="float weights only"):
+def test_aoti_export_refuses_what_it_cannot_run():
+    with pytest.raises(ValueError, match="takes 4w or 8w linears"):
         SttExportOptions(backend="aoti-cpu", quant="8da4w")
+    with pytest.raises(ValueError, match="drop --embedding-quant"):
+        SttExportOptions(backend="cuda", embedding_quant="8w")
+    with pytest.raises(ValueError, match="group size of 32, 64, 128 or 256"):
+        SttExportOptions(backend="cuda", quant="4w:16")
+
+
+@pytest.mark.parametrize("t", [1, 3, 4])
+def test_filled_prefix_attention_equals_the_whole_ring_reference(t):
+    """ops.ring_sdpa_filled (the AOTI form: reads slots [0, start_pos + T) until the ring wraps)
+    against ring_sdpa_reference (every slot, masked) before, across and after the wrap."""
+    from voxtral_native.export.ops import ring_sdpa_filled, ring_sdpa_reference
+
+    g = torch.Generator().manual_seed(t)
+    window, slots = 6, 6 + 4 - 1
+    k, v = torch.randn(1, 2, slots, 8, generator=g), torch.randn(1, 2, slots, 8, generator=g)
+    for start in (0, 1, 5, slots - t, slots - 1, slots, 2 * slots + 3):
+        q = torch.randn(1, t, 4, 8, generator=g)
+        pos = torch.tensor([start])
+        got, want = ring_sdpa_filled(q, k, v, pos, window), ring_sdpa_reference(q, k, v, pos, window)
+        assert (got - want).abs().max() < 1e-5, start
+
+
+def test_tinygemm_int4_linear_is_its_affine_dequantization():
+    """TinyGemmInt4Linear: each group's min-max affine fit (error at most half a step), and
+    PyTorch's int4 kernel computes x @ dequantized.T (bf16 activations: rounding of ~1e-2)."""
+    from voxtral_native.export.quantize import TinyGemmInt4Linear
+
+    g = torch.Generator().manual_seed(0)
+    linear = torch.nn.Linear(256, 48, bias=True)
+    with torch.no_grad():
+        linear.weight.copy_(torch.randn(48, 256, generator=g))
+    q, sz = TinyGemmInt4Linear.quantize(linear.weight, 32)
+    scale, zero = sz[..., 0].t().repeat_interleave(32, 1), sz[..., 1].t().repeat_interleave(32, 1)  # [N, K]
+    dequantized = (q - 8) * scale + zero
+    assert q.min() >= 0 and q.max() <= 15
+    assert ((dequantized - linear.weight).abs() <= scale / 2 + 1e-6).all()
+    layer = TinyGemmInt4Linear.from_linear(linear, 32, "cpu")
+    x = torch.randn(5, 256, generator=g)
+    bf16_scale, bf16_zero = (s.to(torch.bfloat16).float() for s in (scale, zero))
+    want = x.to(torch.bfloat16).float() @ ((q - 8) * bf16_scale + bf16_zero).t() + linear.bias
+    got = layer(x)
+    assert got.dtype == torch.float32 and got.shape == (5, 48)
+    assert ((got - want).abs().max() / want.abs().max()) < 1e-2
+
+
+@pytest.fixture(scope="module")
+def tiny_stt_aoti_4w(tiny_stt_dir, tmp_path_factory, worker_id):
+    from conftest import made_once
+
+    from voxtral_native.export.export_stt import export_stt
+
+    options = SttExportOptions(backend="aoti-cpu", quant="4w:32", encoder_quant="4w:32")
+    return made_once(tmp_path_factory, worker_id, "stt-aoti-cpu-4w",
+                     lambda out: export_stt(tiny_stt_dir, out, options, progress=lambda _: None))  # fmt: skip
+
+
+def test_int4_package_matches_the_eager_int4_model(tiny_stt_aoti_4w, tiny_stt_dir, clip):
+    """--backend aoti-cpu --quant 4w: linears on PyTorch's int4 kernels inside the package,
+    against the same quantization run eagerly."""
+    from voxtral_native.export.quantize import QuantScheme, TinyGemmInt4Linear, quantizer
+
+    s = QuantScheme.parse("4w:32")
+    model = load_stt(tiny_stt_dir, max_encoder_tokens=32, on_module_loaded=quantizer(s, s, None, tinygemm_device="cpu"))
+    assert sum(isinstance(m, TinyGemmInt4Linear) for m in model.modules()) > 10
+    prompt, mel = clip
+    with torch.no_grad():
+        ref_embeds, _, ref_tokens = eager_stream(model, mel, prompt, [32])
+    embeds, _, tokens = package_stream(Package(tiny_stt_aoti_4w / "model.pt2"), mel, prompt, [3, 1, 8])
+    assert (embeds - ref_embeds).abs().max() < 1e-2 * ref_embeds.abs().max()  # bf16 activations in the linears
+    assert tokens == ref_tokens

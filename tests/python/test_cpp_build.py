@@ -44,13 +44,17 @@ def release_build(tmp_path_factory, worker_id):
     return made_once(tmp_path_factory, worker_id, "build-xnnpack", lambda path: build_preset("xnnpack", path))
 
 
+AOTI_TARGETS = ("test_aoti", "voxtral-transcribe", "voxtral-speak")
+
+
 def build_aoti(build: Path) -> Path:
     """libvoxtral with the AOTI backend (the aoti-cpu preset: libtorch from this Python's
-    torch) and its test program only: one more libvoxtral build, nothing else."""
+    torch), its test program and the two command-line programs (test_aoti_runners.py runs
+    whole sessions through them): one more libvoxtral build, nothing else."""
     env = env_with_this_python()
-    run(["cmake", "--preset", "aoti-cpu", "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}",
-         "-DVOXTRAL_BUILD_CLI=OFF"], cwd=ROOT, env=env)  # fmt: skip
-    run(["cmake", "--build", str(build), "--target", "test_aoti"], cwd=ROOT, env=env)
+    run(["cmake", "--preset", "aoti-cpu", "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
+        cwd=ROOT, env=env)  # fmt: skip
+    run(["cmake", "--build", str(build), "--target", *AOTI_TARGETS], cwd=ROOT, env=env)
     return build
 
 

@@ -304,7 +304,9 @@ def test_export_cli_refuses_a_checkpoint_of_the_other_kind(tiny_tts_dir, tmp_pat
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (dict(backend="cuda"), "unknown backend"),
+        (dict(backend="tpu"), "unknown backend"),
+        (dict(backend="cuda", quant="8da4w"), "takes 4w or 8w linears"),
+        (dict(backend="cuda", embedding_quant="8w"), "drop --embedding-quant"),
         (dict(dtype="fp8"), "unknown dtype"),
         (dict(max_prompt_tokens=0), "max_prompt_tokens must be at least 1"),
         (dict(max_prompt_tokens=5000), "cannot exceed max_positions"),

@@ -7,6 +7,9 @@ backend through AOTIModelPackageLoader::get_metadata):
 
     voxtral.methods    the package's method names, comma-separated
     voxtral.constants  JSON {name: number}: the metadata ExecuTorch serves as constant methods
+    voxtral.inputs     JSON [{"dtype", "shape"}]: the method's own inputs (a shape entry is
+                       null where the size is dynamic), checked by the backend before a run:
+                       AOTInductor itself checks nothing unless AOTI_RUNTIME_CHECK_INPUTS is set
     voxtral.state      JSON [{"name", "shape", "dtype"}]: the state tensors (KV caches, conv
                        context) this method takes after its own inputs, in order, and updates
                        in place. A name is one tensor for the whole program (the TTS prefill
@@ -16,6 +19,7 @@ backend through AOTIModelPackageLoader::get_metadata):
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 from dataclasses import dataclass
@@ -58,14 +62,46 @@ def package_methods(
             "voxtral.methods": names,
             "voxtral.constants": json.dumps(constants),
             "voxtral.state": json.dumps([s.as_json() for s in state.get(name, [])]),
+            "voxtral.inputs": json.dumps(_input_specs(program, len(state.get(name, [])))),
         }
         args, kwargs = program.example_inputs
-        compiled[name] = torch._inductor.aot_compile(
-            program.module(), args, kwargs,
-            options={"aot_inductor.package": True, "aot_inductor.metadata": metadata},
-        )  # fmt: skip
+        with _dense_int4_inputs_on_cpu():
+            compiled[name] = torch._inductor.aot_compile(
+                program.module(), args, kwargs,
+                options={"aot_inductor.package": True, "aot_inductor.metadata": metadata},
+            )  # fmt: skip
     package_aoti(str(out_path), compiled)
     return out_path.stat().st_size
+
+
+def _input_specs(program: torch.export.ExportedProgram, n_state: int) -> list[dict]:
+    """dtype and shape of the program's own inputs (its user inputs less the trailing state),
+    from the traced placeholders: a symbolic size (a dynamic dimension) is None."""
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    user = [placeholders[name].meta["val"] for name in program.graph_signature.user_inputs]
+    own = user[: len(user) - n_state]
+    return [{"dtype": str(v.dtype).removeprefix("torch."),
+             "shape": [d if isinstance(d, int) else None for d in v.shape]} for v in own]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _dense_int4_inputs_on_cpu():
+    """Inductor's CPU lowering of aten._weight_int4pack_mm_for_cpu (torch 2.13) may lay its
+    activation out column-major (following the producer's iteration order), which the kernel
+    refuses ("expect A to be contiguous"); compiled as a plain fallback whose inputs must be
+    contiguous, it runs. The CUDA op (_weight_int4pack_mm) has no such lowering."""
+    from torch._inductor import lowering
+
+    op = torch.ops.aten._weight_int4pack_mm_for_cpu.default
+    saved = lowering.lowerings.pop(op, None)
+    lowering.make_fallback(op, layout_constraint=lowering.require_contiguous, warn=False)
+    try:
+        yield
+    finally:
+        lowering.lowerings.pop(op, None)
+        lowering.fallbacks.discard(op)
+        if saved is not None:
+            lowering.lowerings[op] = saved
 
 
 @dataclass

@@ -13,7 +13,9 @@ Methods (B = 1; n audio tokens of 80 ms; T decoder positions):
            delay_tokens [1] f32) -> (logits [1, vocab] f32, next_token [1] i64)
         decoder positions start_pos..start_pos+T-1; logits and greedy token of the last one;
         1 <= T <= max_decoder_tokens. The delay is a run-time input, not baked in.
-Both keep their state (conv context, ring KV caches) inside the program.
+        AOTI packages return (next_token,) alone: the argmax stays on the device.
+Both keep their state (conv context, ring KV caches) inside the program (AOTI: in state
+tensors each session owns, export/aoti.py).
 """
 
 from __future__ import annotations
@@ -51,12 +53,22 @@ AOTI_PROGRAM_FILE = "model.pt2"
 
 
 def check_aoti_options(backend: str, schemes: dict) -> None:
-    """What the AOTI export does not take yet: quantized linears (int4 for CUDA is to come)."""
-    if backend in AOTI_DEVICES:
-        quantized = [part for part, scheme in schemes.items() if scheme is not None]
-        if quantized:
-            raise ValueError(f"--backend {backend} exports float weights only for now; drop the quantization of "
-                             + ", ".join(quantized))  # fmt: skip
+    """What the AOTI export takes: linears 4w (PyTorch's tinygemm int4 kernels, group 32, 64,
+    128 or 256) or 8w (dequantized in the graph); no 8da schemes (XNNPACK's) and no quantized
+    embedding tables (ExecuTorch's kernels)."""
+    if backend not in AOTI_DEVICES:
+        return
+    for part, scheme in schemes.items():
+        if scheme is None:
+            continue
+        if part == "embedding":
+            raise ValueError(f"--backend {backend} keeps the token table in the compute dtype; drop --embedding-quant")
+        if scheme.name.startswith("8da"):
+            raise ValueError(f"--backend {backend} takes 4w or 8w linears ({scheme.name} is XNNPACK's); "
+                             f"change the quantization of the {part}")  # fmt: skip
+        if scheme.name == "4w" and scheme.group_size not in (32, 64, 128, 256):
+            raise ValueError(f"--backend {backend}: 4w needs a group size of 32, 64, 128 or 256 (PyTorch's int4 "
+                             f"kernels), not {scheme.group_size}")  # fmt: skip
 
 
 @dataclass
@@ -102,14 +114,18 @@ class _Encode(nn.Module):
 
 
 class _Decode(nn.Module):
-    def __init__(self, model: VoxtralRealtime, dtype: torch.dtype):
+    """`token_only`: return just the greedy token (AOTI: the argmax runs on the device, so no
+    logits cross to the host per step)."""
+
+    def __init__(self, model: VoxtralRealtime, dtype: torch.dtype, token_only: bool = False):
         super().__init__()
-        self.model, self.dtype = model, dtype
+        self.model, self.dtype, self.token_only = model, dtype, token_only
 
     def forward(self, audio_embeds, token_ids, start_pos, delay_tokens):
         x = audio_embeds.to(self.dtype)
         logits = self.model.decode(x, token_ids, start_pos, delay_tokens, last_only=True)[:, 0].float()  # [1, V]
-        return logits, torch.argmax(logits, dim=-1)
+        token = torch.argmax(logits, dim=-1)  # [1]
+        return (token,) if self.token_only else (logits, token)
 
 
 def method_specs(model: VoxtralRealtime, options: SttExportOptions) -> dict[str, MethodSpec]:
@@ -125,7 +141,7 @@ def method_specs(model: VoxtralRealtime, options: SttExportOptions) -> dict[str,
             {"mel": {2: mel_frames * n}, "start_token": None},
         ),
         "decode": MethodSpec(
-            _Decode(model, DTYPES[options.dtype]),
+            _Decode(model, DTYPES[options.dtype], token_only=options.backend in AOTI_DEVICES),
             (torch.zeros(1, 2, dim), torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, dtype=torch.long),
              torch.zeros(1)),
             {"audio_embeds": {1: t}, "token_ids": {1: t}, "start_pos": None, "delay_tokens": None},
@@ -145,6 +161,9 @@ def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, ou
     if backend in AOTI_DEVICES:
         from voxtral_native.export.aoti import export_with_state, package_methods
 
+        device = AOTI_DEVICES[backend]
+        for spec in specs.values():  # the model is on the device already (export_stt / export_tts)
+            spec.args = tuple(a.to(device) for a in spec.args)
         with ops.decomposed():
             programs, state = export_with_state(specs)
         path = out_dir / AOTI_PROGRAM_FILE
@@ -269,13 +288,16 @@ def export_stt(
     step(f"loading {checkpoint_dir} (dtype {options.dtype}; quantization: "
          + ", ".join(f"{k} {v or 'none'}" for k, v in options.schemes.items()) + ")")
     s = options.schemes
+    device = AOTI_DEVICES.get(options.backend)  # None: ExecuTorch
     model = load_stt(
         checkpoint_dir,
         dtype=DTYPES[options.dtype],
         max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens,
-        on_module_loaded=quantizer(s["encoder"], s["decoder"], s["embedding"]),
+        on_module_loaded=quantizer(s["encoder"], s["decoder"], s["embedding"], tinygemm_device=device),
     )
+    if device is not None:
+        model.to(device)  # AOTInductor compiles for the device of the traced tensors
     metadata = stt_metadata(
         model.config, audio, max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens, activations_bf16=False,

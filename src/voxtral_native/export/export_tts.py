@@ -53,7 +53,7 @@ from torch import nn
 
 from voxtral_native.artifact import write_manifest
 from voxtral_native.export.aoti import MethodSpec
-from voxtral_native.export.export_stt import BACKENDS, DTYPES, check_aoti_options, write_program
+from voxtral_native.export.export_stt import AOTI_DEVICES, BACKENDS, DTYPES, check_aoti_options, write_program
 from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, tts_metadata
 from voxtral_native.export.models.tts import VoxtralTts, quantize_acoustic
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantize_module_
@@ -109,21 +109,23 @@ _ACOUSTIC_LAYER = re.compile(r"acoustic_transformer\.layers\.\d+")
 _LM_LAYER = re.compile(r"layers\.\d+")
 
 
-def tts_quantizer(schemes: dict) -> Callable[[str, nn.Module], None]:
-    """A load-time hook for load_tts: quantizes each block as soon as it is read."""
+def tts_quantizer(schemes: dict, tinygemm_device: str | None = None) -> Callable[[str, nn.Module], None]:
+    """A load-time hook for load_tts: quantizes each block as soon as it is read
+    (`tinygemm_device`: AOTI exports, as in quantize_module_)."""
+    dev = tinygemm_device
 
     def hook(name: str, block: nn.Module) -> None:
         if _LM_LAYER.fullmatch(name):
-            quantize_module_(block, schemes["lm"], nn.Linear)
+            quantize_module_(block, schemes["lm"], nn.Linear, tinygemm_device=dev)
         elif _ACOUSTIC_LAYER.fullmatch(name):
-            quantize_module_(block, schemes["acoustic"], nn.Linear)
+            quantize_module_(block, schemes["acoustic"], nn.Linear, tinygemm_device=dev)
         elif _CODEC_LAYER.fullmatch(name):
-            quantize_module_(block, schemes["codec"], nn.Linear)
+            quantize_module_(block, schemes["codec"], nn.Linear, tinygemm_device=dev)
         elif name == "":  # what no layer owns: projections and heads, the token table
             at = block.acoustic_transformer
             names = {"input_projection", "time_projection", "llm_projection", "semantic_codebook_output",
                      "acoustic_codebook_output"}  # fmt: skip
-            quantize_module_(at, schemes["acoustic"], nn.Linear, names=names)
+            quantize_module_(at, schemes["acoustic"], nn.Linear, names=names, tinygemm_device=dev)
             quantize_module_(block.mm_audio_embeddings.tok_embeddings, schemes["embedding"], nn.Embedding)
 
     return hook
@@ -143,7 +145,7 @@ class _Prefill(_Method):
         tokens = self.model.embed_tokens(token_ids)  # [1, T, dim]
         n = voice.shape[1]
         embeds = torch.cat([tokens[:, :2], voice.to(tokens.dtype), tokens[:, 2 + n :]], dim=1)  # voice at [2, 2+N)
-        h = self.model.hidden_states(embeds.to(self.dtype), torch.zeros(1, dtype=torch.long))[:, -1]  # [1, dim]
+        h = self.model.hidden_states(embeds.to(self.dtype), torch.zeros(1, dtype=torch.long, device=embeds.device))[:, -1]  # [1, dim]
         return h.to(self.edge), self.model.acoustic_transformer.semantic_code(h)
 
 
@@ -221,11 +223,14 @@ def export_tts(
     voices = read_voices(checkpoint_dir, config.lm.dim)  # first: a broken voice fails in seconds, not after the load
     step(f"loading {checkpoint_dir} (dtype {options.dtype}; quantization: "
          + ", ".join(f"{k} {v or 'none'}" for k, v in options.schemes.items()) + ")")
+    device = AOTI_DEVICES.get(options.backend)  # None: ExecuTorch
     model = load_tts(
         checkpoint_dir, dtype=DTYPES[options.dtype], max_positions=options.max_positions,
-        max_tokens=options.max_prompt_tokens, on_module_loaded=tts_quantizer(options.schemes),
+        max_tokens=options.max_prompt_tokens, on_module_loaded=tts_quantizer(options.schemes, device),
     )  # fmt: skip
     model.audio_tokenizer.float()  # the codec computes in float32 whatever the LM's dtype
+    if device is not None:
+        model.to(device)  # AOTInductor compiles for the device of the traced tensors
     metadata = tts_metadata(model.config, options, activations_bf16=options.bf16_edges)
     step("tracing prefill, decode, semantic_logits, acoustic_step and codec (torch.export) and compiling for "
          + options.backend)

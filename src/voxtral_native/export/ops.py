@@ -1,7 +1,7 @@
 """voxtral:: custom operators: PyTorch reference implementations for tracing and tests.
 
 The exported programs call the ``.out`` variants, whose C++ kernels live in libvoxtral
-(csrc/ops/) and register into the ExecuTorch runtime when libvoxtral loads (importing
+(csrc/backends/executorch/ops/) and register into the ExecuTorch runtime when libvoxtral loads (importing
 ``voxtral_native._core`` is enough, also for ExecuTorch's Python runtime).
 
 ring_sdpa(q, k_cache, v_cache, start_pos, window) -> out
@@ -102,9 +102,43 @@ def decomposed():
         _decomposed = before
 
 
+def ring_sdpa_filled(
+    q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start_pos: torch.Tensor, window: int
+) -> torch.Tensor:
+    """ring_sdpa in plain ATen ops for compilers without libvoxtral's kernel (AOTInductor),
+    reading only the filled slots: until the ring wraps, slots [0, start_pos + T) are the
+    only ones written, so early in a stream attention reads a short prefix of the cache
+    instead of all S slots (for the speech-to-text decoder, S = 8255: reading the whole ring
+    would cost ~0.9 GB per step in bf16, more than the int4 weights).
+
+    The prefix length is data-dependent (start_pos is an input), so it is taken from the
+    tensor (an unbacked size in torch.export). Queries are grouped per KV head (GQA without
+    repeating K/V): [B, Hkv, G*T, D] against [B, Hkv, n, D], masked by position.
+    """
+    b, t, hq, d = q.shape
+    hkv, s = k_cache.shape[1], k_cache.shape[2]
+    if s < window + t - 1:
+        raise ValueError(f"ring cache of {s} slots is too small for window {window} and {t} queries")
+    g = hq // hkv
+    p0 = start_pos.reshape(())
+    first = p0.item()
+    torch._check(first >= 0)
+    n = torch.sym_min(first + t, s)  # filled slots
+    torch._check(n >= 1)
+    torch._check(n <= s)
+    k, v = k_cache[:, :, :n], v_cache[:, :, :n]  # [B, Hkv, n, D]
+    k_pos = ring_slot_positions(p0 + t - 1, s)[:n]  # [n]
+    q_pos = p0 + torch.arange(t, device=q.device)  # [T]
+    visible = (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] > q_pos[:, None] - window)  # [T, n]
+    qg = q.reshape(b, t, hkv, g, d).permute(0, 2, 3, 1, 4).reshape(b, hkv, g * t, d)
+    mask = visible[None].expand(g, t, n).reshape(1, 1, g * t, n)
+    out = torch.nn.functional.scaled_dot_product_attention(qg, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
+    return out.reshape(b, hkv, g, t, d).permute(0, 3, 1, 2, 4).reshape(b, t, hq, d)
+
+
 def ring_sdpa(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start_pos: torch.Tensor, window: int):
     if _decomposed:
-        return ring_sdpa_reference(q, k_cache, v_cache, start_pos, window)
+        return ring_sdpa_filled(q, k_cache, v_cache, start_pos, window)
     return torch.ops.voxtral.ring_sdpa(q, k_cache, v_cache, start_pos, window)
 
 

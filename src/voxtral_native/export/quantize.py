@@ -7,6 +7,10 @@ XNNPACK runs the 8da linears; weight-only linears become WeightOnlyLinear, run b
 libvoxtral's voxtral::linear_wq kernel (ExecuTorch 1.5.1's XNNPACK lowering of weight-only
 linears ignores their scales); the ExecuTorch quantized kernels (linked by libvoxtral)
 run the quantized embedding lookups.
+
+AOTInductor packages (GPU backend) have no libvoxtral kernels: there 4w linears become
+TinyGemmInt4Linear (PyTorch's own int4 kernels, bf16 activations) and 8w linears stay
+WeightOnlyLinear, traced as its reference (dequantize + matmul, fused by Inductor).
 """
 
 from __future__ import annotations
@@ -97,6 +101,75 @@ class WeightOnlyLinear(nn.Module):
         return ops.linear_wq(x.float(), self.qweight, self.scales, self.bias, self.bits, self.group_size).to(x.dtype)
 
 
+def tinygemm_fits(linear: nn.Linear, group_size: int) -> bool:
+    """Whether PyTorch's tinygemm kernels take this layer: K in whole 32-wide k-tiles and whole
+    groups, N in whole 8-row tiles, a group size the kernels have."""
+    n, k = linear.weight.shape
+    return group_size in (32, 64, 128, 256) and k % group_size == 0 and k % 32 == 0 and n % 8 == 0
+
+
+class TinyGemmInt4Linear(nn.Module):
+    """An int4 weight-only linear on PyTorch's tinygemm kernels (aten._weight_int4pack_mm on
+    CUDA, _weight_int4pack_mm_for_cpu on the CPU): the AOTI backend's int4 layer.
+
+    Asymmetric groups of `group_size` along K, from each group's min and max (a plain affine
+    fit, no search): w[n, k] ~= (q[n, k] - 8) * scale + zero, q in [0, 15], scale = (max - min)
+    / 15, zero = min + 8 * scale. Buffers: packed, the device's tile layout of q (it differs
+    between CPU and CUDA, so a package is packed for the device it runs on); scales_and_zeros
+    [K / group_size, N, 2] bf16; bias [N] or None. Activations are bf16 inside.
+    """
+
+    def __init__(self, packed: torch.Tensor, scales_and_zeros: torch.Tensor, bias: torch.Tensor | None,
+                 in_features: int, out_features: int, group_size: int):  # fmt: skip
+        super().__init__()
+        self.register_buffer("packed", packed)
+        self.register_buffer("scales_and_zeros", scales_and_zeros)
+        self.register_buffer("bias", bias)
+        self.in_features, self.out_features, self.group_size = in_features, out_features, group_size
+
+    @staticmethod
+    def quantize(w: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """w [N, K] -> (q [N, K] int32 in [0, 15], scales_and_zeros [K / group, N, 2] float32)."""
+        n, k = w.shape
+        groups = w.float().reshape(n, k // group_size, group_size)
+        low, high = groups.amin(-1), groups.amax(-1)  # [N, K / group]
+        scale = ((high - low) / 15).clamp(min=1e-8)
+        q = torch.round((groups - low[..., None]) / scale[..., None]).clamp(0, 15).to(torch.int32).reshape(n, k)
+        return q, torch.stack([scale, low + 8 * scale], dim=-1).transpose(0, 1).contiguous()
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, group_size: int, device: str) -> TinyGemmInt4Linear:
+        n, k = linear.weight.shape
+        q, scales_and_zeros = cls.quantize(linear.weight.detach().to(device), group_size)
+        inner_k_tiles = 8 if k % 128 == 0 else 4 if k % 64 == 0 else 2
+        if torch.device(device).type == "cpu":
+            packed = torch._convert_weight_to_int4pack_for_cpu(q, inner_k_tiles)
+        else:  # CUDA takes two values per byte, the even one in the high nibble
+            packed = torch._convert_weight_to_int4pack((q[:, ::2] << 4 | q[:, 1::2]).to(torch.uint8), inner_k_tiles)
+        bias = None if linear.bias is None else linear.bias.detach().to(device)
+        return cls(packed, scales_and_zeros.to(torch.bfloat16), bias, k, n, group_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # [M, K], dense: the kernels take no strides, and Inductor drops a plain .contiguous()
+        flat = x.reshape(-1, self.in_features).to(torch.bfloat16).clone(memory_format=torch.contiguous_format)
+        sz = self.scales_and_zeros.to(torch.bfloat16)  # a no-op, unless a module.float() widened it
+        if self.packed.device.type == "cpu":
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, self.group_size, sz)
+        else:
+            y = torch.ops.aten._weight_int4pack_mm(flat, self.packed, self.group_size, sz)
+        y = y.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
+        return y if self.bias is None else y + self.bias.to(x.dtype)
+
+
+def _replace_tinygemm_linears_(module: nn.Module, group_size: int, device: str, matches, prefix: str = "") -> None:
+    for name, child in module.named_children():
+        fqn = prefix + name
+        if isinstance(child, nn.Linear) and matches(child, fqn):
+            setattr(module, name, TinyGemmInt4Linear.from_linear(child, group_size, device))
+        else:
+            _replace_tinygemm_linears_(child, group_size, device, matches, fqn + ".")
+
+
 def _replace_weight_only_linears_(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.Linear) and hasattr(child.weight, "qdata"):
@@ -106,13 +179,28 @@ def _replace_weight_only_linears_(module: nn.Module) -> None:
 
 
 def quantize_module_(
-    module: nn.Module, scheme: QuantScheme | None, kind: type[nn.Module], names: set[str] | None = None
+    module: nn.Module, scheme: QuantScheme | None, kind: type[nn.Module], names: set[str] | None = None,
+    tinygemm_device: str | None = None,
 ) -> int:
     """Quantizes every `kind` (nn.Linear or nn.Embedding) inside `module` in place whose
     input width is a multiple of the group size (and whose name is in `names`, if given);
-    returns how many were quantized."""
+    returns how many were quantized. `tinygemm_device` (AOTI exports): 4w linears become
+    TinyGemmInt4Linear packed for that device instead."""
     if scheme is None:
         return 0
+    if tinygemm_device is not None and kind is nn.Linear and scheme.name == "4w":
+        if isinstance(module, nn.Linear):
+            raise ValueError("quantize the module that holds the linear layer, not the layer itself")
+        count = 0
+
+        def fits(m: nn.Linear, fqn: str) -> bool:
+            nonlocal count
+            ok = tinygemm_fits(m, scheme.group_size) and (names is None or fqn in names)
+            count += ok
+            return ok
+
+        _replace_tinygemm_linears_(module, scheme.group_size, tinygemm_device, fits)
+        return count
     from torchao.quantization import quantize_
 
     count = 0
@@ -133,24 +221,27 @@ def quantize_module_(
 
 
 def quantizer(
-    encoder: QuantScheme | None, decoder: QuantScheme | None, embedding: QuantScheme | None
+    encoder: QuantScheme | None, decoder: QuantScheme | None, embedding: QuantScheme | None,
+    tinygemm_device: str | None = None,
 ) -> Callable[[str, nn.Module], None]:
     """A load-time hook for checkpoint.load_stt: quantizes each block as soon as it is read,
     so a full-size model never exists in full precision all at once.
 
     Encoder scheme: encoder layers and the audio adapter. Decoder scheme: decoder layers
-    and the output head. Embedding scheme: the token table.
+    and the output head. Embedding scheme: the token table. `tinygemm_device`: as in
+    quantize_module_.
     """
+    dev = tinygemm_device
 
     def hook(name: str, block: nn.Module) -> None:
         if name.startswith("layers."):
-            quantize_module_(block, decoder, nn.Linear)
+            quantize_module_(block, decoder, nn.Linear, tinygemm_device=dev)
         elif name.startswith("mm_streams_embeddings.embedding_module.whisper_encoder.transformer.layers."):
-            quantize_module_(block, encoder, nn.Linear)
+            quantize_module_(block, encoder, nn.Linear, tinygemm_device=dev)
         elif name == "":  # the rest: adapter, output head, token table
             emb = block.mm_streams_embeddings.embedding_module
-            quantize_module_(emb.audio_language_projection, encoder, nn.Linear)
+            quantize_module_(emb.audio_language_projection, encoder, nn.Linear, tinygemm_device=dev)
             quantize_module_(emb.tok_embeddings, embedding, nn.Embedding)
-            quantize_module_(block, decoder, nn.Linear, names={"output"})
+            quantize_module_(block, decoder, nn.Linear, names={"output"}, tinygemm_device=dev)
 
     return hook

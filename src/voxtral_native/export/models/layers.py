@@ -41,7 +41,7 @@ class RMSNorm(nn.Module):
 
 def rope_cos_sin(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin [T, D/2] for absolute `positions` [T]."""
-    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float32, device=positions.device) / head_dim)
     angles = positions.to(torch.float32)[:, None] * inv_freq[None, :]
     return angles.cos(), angles.sin()
 
@@ -58,7 +58,7 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, theta: float = 10000.0) -> t
     """[cos(t * f), sin(t * f)] with f_i = exp(-ln(theta) * i / (dim/2)): t [1] -> [1, dim]
     (2-D so that quantized linears, which expect a batch dimension, accept it)."""
     half = dim // 2
-    inv_freq = torch.exp(-math.log(theta) * torch.arange(half, dtype=torch.float32) / half)
+    inv_freq = torch.exp(-math.log(theta) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
     angles = t.to(torch.float32).reshape(1) * inv_freq
     return torch.cat((angles.cos(), angles.sin()))[None, :]
 
@@ -105,7 +105,7 @@ class RingAttention(nn.Module):
         q = apply_rope(self.wq(x).view(b, t, self.n_heads, self.head_dim), cos, sin)
         k = apply_rope(self.wk(x).view(b, t, self.n_kv_heads, self.head_dim), cos, sin)
         v = self.wv(x).view(b, t, self.n_kv_heads, self.head_dim)
-        slots = torch.remainder(start_pos + torch.arange(t), self.k_cache.shape[2])  # [T]
+        slots = torch.remainder(start_pos + torch.arange(t, device=x.device), self.k_cache.shape[2])  # [T]
         self.k_cache.index_copy_(2, slots, k.transpose(1, 2).to(self.k_cache.dtype))
         self.v_cache.index_copy_(2, slots, v.transpose(1, 2).to(self.v_cache.dtype))
         out = ops.ring_sdpa(q, self.k_cache, self.v_cache, start_pos, self.window)  # [B, T, H, D]

@@ -86,7 +86,7 @@ class CausalWhisperEncoder(nn.Module):
         started = start_frame > 0  # [1] bool
         x = nn.functional.gelu(self.conv_layers[0](mel, started))
         x = nn.functional.gelu(self.conv_layers[1](x, started)).transpose(1, 2)  # [1, F/2, dim]
-        cos, sin = rope_cos_sin(start_frame + torch.arange(x.shape[1]), self.head_dim, self.rope_theta)
+        cos, sin = rope_cos_sin(start_frame + torch.arange(x.shape[1], device=x.device), self.head_dim, self.rope_theta)
         for layer in self.transformer.layers:
             x = layer(x, start_frame, cos, sin)
         return self.transformer.norm(x)
@@ -180,7 +180,7 @@ class VoxtralRealtime(nn.Module):
         cfg = self.config.decoder
         x = audio_embeds + self.embed_tokens(token_ids)
         t_cond = sinusoidal_embedding(delay_tokens, cfg.dim).to(x.dtype)
-        cos, sin = rope_cos_sin(start_pos + torch.arange(x.shape[1]), cfg.head_dim, cfg.rope_theta)
+        cos, sin = rope_cos_sin(start_pos + torch.arange(x.shape[1], device=x.device), cfg.head_dim, cfg.rope_theta)
         for layer in self.layers:
             x = layer(x, start_pos, cos, sin, t_cond)
         if last_only:

@@ -208,7 +208,7 @@ class AcousticTransformer(nn.Module):
         +3 GB at 1 step, +7.2 GB at 2, past 24 GB at 7; benchmarks/results/tts_export_full.md)."""
         b = h.shape[0]
         llm = self.llm_projection(torch.cat([h, torch.zeros_like(h)]))  # [2B, dim]: conditioned, unconditioned
-        timesteps = torch.linspace(0, 1, self.n_steps + 1)
+        timesteps = torch.linspace(0, 1, self.n_steps + 1, device=h.device)
         t = timesteps.index_select(0, step)  # [1]
         dt = timesteps.index_select(0, step + 1) - t
         time = self._time_token(t, 2 * b, h.dtype)
@@ -221,7 +221,7 @@ class AcousticTransformer(nn.Module):
         x [B, 36] at t = 1: n_steps calls of euler_step."""
         x = noise.to(h.dtype) * NOISE_SCALE
         for i in range(self.n_steps):
-            x = self.euler_step(h, x, torch.tensor([i]))
+            x = self.euler_step(h, x, torch.tensor([i], device=h.device))
         return x
 
     def acoustic_codes(self, h: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -519,7 +519,7 @@ class VoxtralTts(nn.Module):
         """LM over embeds [1, T, dim] at positions start_pos [1] int64 onwards (continuing the
         KV cache) -> final-norm hidden states [1, T, dim] (the LM head is unused)."""
         cfg = self.config.lm
-        cos, sin = rope_cos_sin(start_pos + torch.arange(embeds.shape[1]), cfg.head_dim, cfg.rope_theta)
+        cos, sin = rope_cos_sin(start_pos + torch.arange(embeds.shape[1], device=embeds.device), cfg.head_dim, cfg.rope_theta)
         x = embeds
         for layer in self.layers:
             x = layer(x, start_pos, cos, sin)

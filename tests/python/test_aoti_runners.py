@@ -1,0 +1,69 @@
+"""Whole sessions on the AOTI backend: the tiny models exported for aoti-cpu (AOTInductor
+packages compiled for the CPU, the GPU backend's format and code path) run by the same
+runners as the ExecuTorch artifacts give the same tokens and codes.
+
+The default build has no aoti backend, so the sessions run through the command-line programs
+of test_cpp_build's aoti build tree (libvoxtral with -DVOXTRAL_BACKENDS=xnnpack;aoti): the
+same runner code as the Python module, on libtorch. The default build must refuse an aoti
+artifact with an error that says how to rebuild."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from test_cpp_build import aoti_build  # noqa: F401  (fixture)
+
+import voxtral_native
+from voxtral_native import _core
+
+DATA = Path(__file__).parents[1] / "data"
+CLIP = DATA / "speech_en_flite.wav"
+TEXT = "Hello there. This is the tiny model speaking, for a test."
+
+
+def run(exe: Path, *args) -> subprocess.CompletedProcess:
+    r = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"{exe.name} {args} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+def test_stt_session_on_aoti_gives_the_executorch_text(aoti_build, tiny_stt_aoti_artifact, tiny_stt_artifact):  # noqa: F811
+    exe = aoti_build / "csrc" / "voxtral-transcribe"
+    expected = voxtral_native.Transcriber(tiny_stt_artifact).transcribe(CLIP).text
+    assert expected.strip()
+    for mode in ([], ["--stream"]):  # offline (batched encode calls) and 100 ms chunks
+        got = run(exe, tiny_stt_aoti_artifact, CLIP, *mode).stdout.strip()
+        assert got == expected.strip(), mode
+    # the same build runs the ExecuTorch artifact too (both backends in one libvoxtral)
+    assert run(exe, tiny_stt_artifact, CLIP).stdout.strip() == expected.strip()
+
+
+def test_tts_session_on_aoti_gives_the_executorch_codes(aoti_build, tiny_tts_aoti_artifact, tiny_tts_artifact,  # noqa: F811
+                                                        tmp_path):  # fmt: skip
+    """Same codes, frame by frame: the audio agrees to float rounding (a single different
+    semantic or acoustic code would change whole frames by orders of magnitude more)."""
+    exe = aoti_build / "csrc" / "voxtral-speak"
+    for voice, seed in (("casual_male", 7), ("fr_female", 0)):
+        expected = voxtral_native.Synthesizer(tiny_tts_artifact).synthesize(TEXT, voice=voice, seed=seed, max_frames=40)
+        out = tmp_path / f"{voice}.wav"
+        run(exe, tiny_tts_aoti_artifact, TEXT, out, "--voice", voice, "--seed", seed, "--max-frames", 40)
+        got, rate = sf.read(str(out), dtype="float32")
+        assert rate == 24000 and got.shape == expected.shape == (40 * 1920,)
+        assert np.abs(expected).max() > 1e-3
+        np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+
+
+@pytest.mark.skipif("aoti" in _core.backends(), reason="this build runs AOTInductor packages")
+def test_default_build_refuses_aoti_artifacts_saying_how_to_rebuild(tiny_stt_aoti_artifact, tiny_tts_aoti_artifact):
+    with pytest.raises(voxtral_native.InvalidModelError) as e:
+        voxtral_native.Transcriber(tiny_stt_aoti_artifact)
+    assert "exported for aoti-cpu" in str(e.value) and "VOXTRAL_BACKENDS" in str(e.value)
+    with pytest.raises(voxtral_native.InvalidModelError, match="exported for aoti-cpu"):
+        voxtral_native.Synthesizer(tiny_tts_aoti_artifact)
+    # libvoxtral's own reader says the same (the Python check is not the only one)
+    with pytest.raises(voxtral_native.VoxtralError, match="exported for aoti-cpu; this build of libvoxtral runs"):
+        _core.SttRunner.load(str(tiny_stt_aoti_artifact))
