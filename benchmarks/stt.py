@@ -4,7 +4,7 @@
 
 Reports (medians over repeated runs; the machine is shared, so compare ratios on CPU):
   - decoder ms per step (one 80 ms token) and encoder ms per 80 ms chunk, per method
-    (ExecuTorch's Python runtime on the same program, libvoxtral's kernels loaded);
+    (libvoxtral's Program on the artifact's backend: the runners' code path);
   - real-time factor streaming (100 ms chunks through Transcriber.session) and offline
     (Transcriber.transcribe): compute seconds / audio seconds;
   - latency from a chunk's arrival to its text: the compute time of feed() for that chunk
@@ -13,7 +13,9 @@ Reports (medians over repeated runs; the machine is shared, so compare ratios on
     caches, paged in as a stream advances) and what a second session adds after 2 s of
     audio (the weights, and XNNPACK's packed copies, are shared);
   - the memory-bandwidth bound of a decoder step: bytes the step must read (program weights
-    of the decoder + the KV cache in use) over this machine's measured copy bandwidth.
+    of the decoder + the KV cache in use) over this machine's measured copy bandwidth (a GPU
+    artifact: the GPU's device-to-device rate, and the GPU memory in use);
+  - with --streams 1,2,4,...: how many concurrent streams keep up with real time.
 """
 
 from __future__ import annotations
@@ -25,8 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import copy_bandwidth_gbs, peak_rss_mb, print_results, rss_mb
+from common import bandwidth_gbs, gpu_used_mb, load_methods, on_gpu, peak_rss_mb, print_results, rss_mb
 
 
 def speech(seconds: float, rate: int) -> np.ndarray:
@@ -40,38 +41,33 @@ def speech(seconds: float, rate: int) -> np.ndarray:
 
 
 def method_timings(model_dir: Path, steps: int) -> dict:
-    import torch
-    from executorch.runtime import Runtime
-
-    import voxtral_native
-
-    voxtral_native.native()  # registers voxtral:: kernels
-    manifest = json.loads((model_dir / "manifest.json").read_text())
-    md = manifest["metadata"]
-    program = Runtime.get().load_program(str(model_dir / "model.pte"))
-    encode, decode = program.load_method("encode"), program.load_method("decode")
-    mel = torch.zeros(1, md["num_mel_bins"], md["mel_frames_per_token"])
+    run = load_methods(model_dir)
+    md = json.loads((model_dir / "manifest.json").read_text())["metadata"]
+    mel = np.zeros((1, md["num_mel_bins"], md["mel_frames_per_token"]), dtype=np.float32)
+    run("encode", [mel, np.array([0])])  # warm-up (XNNPACK packs weights, the GPU loads kernels)
     enc_times = []
-    for i in range(steps):
+    for i in range(1, steps + 1):
         t = time.perf_counter()
-        encode.execute([mel, torch.tensor([i])])
+        run("encode", [mel, np.array([i])])
         enc_times.append(time.perf_counter() - t)
     n = md["max_encoder_tokens"]
-    batch_mel = torch.zeros(1, md["num_mel_bins"], md["mel_frames_per_token"] * n)
+    batch_mel = np.zeros((1, md["num_mel_bins"], md["mel_frames_per_token"] * n), dtype=np.float32)
     batch_times = []
     for i in range(max(3, steps // 10)):
         t = time.perf_counter()
-        encode.execute([batch_mel, torch.tensor([steps + i * n])])
+        run("encode", [batch_mel, np.array([steps + 1 + i * n])])
         batch_times.append((time.perf_counter() - t) / n)
-    embeds = torch.zeros(1, 39, md["dim"])
-    ids = torch.ones(1, 39, dtype=torch.long)
+    embeds = np.zeros((1, 39, md["dim"]), dtype=np.float32)
+    ids = np.ones((1, 39), dtype=np.int64)
+    delay = np.array([6.0], dtype=np.float32)
+    run("decode", [embeds, ids, np.array([0]), delay])  # warm-up
     t = time.perf_counter()
-    decode.execute([embeds, ids, torch.tensor([0]), torch.tensor([6.0])])
+    run("decode", [embeds, ids, np.array([0]), delay])
     prefill = time.perf_counter() - t
     dec_times = []
     for pos in range(39, 39 + steps):
         t = time.perf_counter()
-        decode.execute([embeds[:, :1], ids[:, :1], torch.tensor([pos]), torch.tensor([6.0])])
+        run("decode", [embeds[:, :1], ids[:, :1], np.array([pos]), delay])
         dec_times.append(time.perf_counter() - t)
     return {
         "encoder_ms_per_chunk_streaming": 1e3 * statistics.median(enc_times),
@@ -82,12 +78,51 @@ def method_timings(model_dir: Path, steps: int) -> dict:
     }
 
 
+def concurrent_streams(transcriber, audio: np.ndarray, counts: list[int]) -> dict:
+    """N sessions at once, each streaming the clip in 100 ms chunks from its own thread (fed
+    as fast as they go): a count keeps up with real time when the wall time of the whole
+    batch is at most the clip's length. Returns wall / audio seconds per count, stopping
+    at the first that falls behind."""
+    import threading
+
+    rate = transcriber.sample_rate
+    seconds, chunk = len(audio) / rate, rate // 10
+    out = {}
+    for n in counts:
+        sessions = [transcriber.session() for _ in range(n)]
+        barrier = threading.Barrier(n + 1)
+
+        def stream(session, barrier=barrier):
+            barrier.wait()
+            for i in range(0, len(audio), chunk):
+                session.feed(audio[i : i + chunk])
+                session.drain()
+            session.flush()
+
+        threads = [threading.Thread(target=stream, args=(s,)) for s in sessions]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        t0 = time.perf_counter()
+        for t in threads:
+            t.join()
+        ratio = (time.perf_counter() - t0) / seconds
+        out[f"streams_{n}_wall_per_audio_second"] = ratio
+        del sessions
+        if ratio > 1.0:
+            break
+    kept = [n for n in counts if out.get(f"streams_{n}_wall_per_audio_second", 2.0) <= 1.0]
+    out["realtime_streams_held_(largest_count_tried_that_kept_up)"] = max(kept, default=0)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--seconds", type=float, default=20.0, help="audio length (default 20)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--steps", type=int, default=50, help="method-level repetitions (default 50)")
+    parser.add_argument("--streams", default="", help="concurrent stream counts to try, e.g. 1,2,4,8 (default none)")
     args = parser.parse_args()
 
     import voxtral_native
@@ -139,16 +174,24 @@ def main() -> None:
         "session_planned_mb": transcriber.session_memory_bytes / 1e6,
         "second_session_rss_mb_after_2s": second_session_mb,
     }
+    gpu = on_gpu(manifest)
+    if gpu:
+        results["gpu_used_mb_(weights, one session's state, allocator cache)"] = gpu_used_mb()
     results.update(method_timings(args.model_dir, args.steps))
-    bandwidth = copy_bandwidth_gbs()
+    if args.streams:
+        results.update(concurrent_streams(transcriber, audio, [int(n) for n in args.streams.split(",")]))
+        if gpu:
+            results["gpu_used_mb_after_streams"] = gpu_used_mb()
+    bandwidth = bandwidth_gbs(manifest)
     # Bytes one decoder step reads: the decoder's share of the program (its layers dominate:
     # 26 of 58 transformer layers but 3x wider) is bounded above by the whole program; plus
-    # the KV cache in use at this position (fp32 K and V, 8 heads x 128, 26 layers).
-    kv_bytes_per_pos = 2 * 26 * 8 * 128 * 4 if md["dim"] == 3072 else 0
+    # the KV cache in use at this position (K and V, 8 heads x 128, 26 layers).
+    kv_element = 4 if manifest["options"]["dtype"] == "fp32" else 2
+    kv_bytes_per_pos = 2 * 26 * 8 * 128 * kv_element if md["dim"] == 3072 else 0
     positions = 39 + args.steps
     step_bytes = manifest["program_bytes"] + kv_bytes_per_pos * positions
     results.update({
-        "copy_bandwidth_gbs": bandwidth,
+        ("gpu_copy_bandwidth_gbs" if gpu else "copy_bandwidth_gbs"): bandwidth,
         "decoder_step_bound_ms_(program+kv)/bandwidth": 1e3 * step_bytes / (bandwidth * 1e9),
         "peak_rss_mb": peak_rss_mb(),
     })  # fmt: skip

@@ -10,14 +10,16 @@ Random weights never say END_AUDIO, so every run synthesizes a fixed number of f
     is reported too (it includes XNNPACK packing the weights on first use);
   - ms per frame split into LM step ('decode'), the acoustic steps (n_decoding_steps calls of
     'acoustic_step') and the codec ('codec' per call over max_codec_frames, divided by the
-    chunk_frames each steady call yields), timed per method with ExecuTorch's Python runtime on
-    the same program (libvoxtral's kernels loaded), plus prefill;
+    chunk_frames each steady call yields), timed per method through libvoxtral's Program
+    (the runners' code path, on the artifact's backend; the greedy semantic code comes with
+    the LM step), plus prefill;
   - resident memory after load and peak; the memory each session plans and what a second
     concurrent session adds (the weights and XNNPACK's packed copies are shared);
   - the memory-bandwidth bound per frame: the weight bytes a frame must read (the LM's layers
     and semantic head once, the acoustic transformer n_decoding_steps times), counted from
     the source checkpoint's tensor shapes and the export's quantization, over this machine's
-    measured copy bandwidth.
+    measured copy bandwidth (on a GPU artifact: the GPU's device-to-device copy rate, and the
+    GPU memory in use).
 """
 
 from __future__ import annotations
@@ -30,21 +32,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from common import copy_bandwidth_gbs, peak_rss_mb, print_results, rss_mb
+from common import (
+    bandwidth_gbs,
+    bytes_per_weight,
+    gpu_used_mb,
+    load_methods,
+    on_gpu,
+    peak_rss_mb,
+    print_results,
+    rss_mb,
+)
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
-
-
-def bytes_per_weight(scheme: str | None) -> float:
-    """Bytes XNNPACK reads per weight for a quantization scheme ('8da4w:32', '8da8w:0', None):
-    the integer values plus one bf16 scale per group (per channel: negligible)."""
-    if scheme is None:
-        return 4.0  # fp32
-    name, _, group = scheme.partition(":")
-    bits = 4 if name.endswith("4w") else 8
-    group = int(group or 0)
-    return bits / 8 + (2 / group if group else 0.0)
 
 
 def weights_read_per_frame(manifest: dict) -> dict:
@@ -62,11 +61,11 @@ def weights_read_per_frame(manifest: dict) -> dict:
                 counts["semantic_head"] += n
             elif key.startswith("acoustic_transformer.") and "acoustic_codebook_output" not in key:
                 counts["acoustic"] += n
-    q = manifest["quantization"]
+    q, dtype = manifest["quantization"], manifest["options"]["dtype"]
     steps = manifest["metadata"]["n_decoding_steps"]
-    lm = counts["lm"] * bytes_per_weight(q["lm"])
-    acoustic_step = counts["acoustic"] * bytes_per_weight(q["acoustic"])
-    head = counts["semantic_head"] * bytes_per_weight(q["acoustic"])
+    lm = counts["lm"] * bytes_per_weight(q["lm"], dtype)
+    acoustic_step = counts["acoustic"] * bytes_per_weight(q["acoustic"], dtype)
+    head = counts["semantic_head"] * bytes_per_weight(q["acoustic"], dtype)
     return {
         "lm_params_M": counts["lm"] / 1e6,
         "acoustic_params_M": counts["acoustic"] / 1e6,
@@ -77,42 +76,39 @@ def weights_read_per_frame(manifest: dict) -> dict:
 
 
 def method_timings(model_dir: Path, steps: int) -> dict:
-    import torch
-    from executorch.runtime import Runtime
-
-    import voxtral_native
-
-    voxtral_native.native()  # registers voxtral:: kernels
     md = json.loads((model_dir / "manifest.json").read_text())["metadata"]
-    program = Runtime.get().load_program(str(model_dir / "model.pte"))
-    prefill, decode = program.load_method("prefill"), program.load_method("decode")
-    acoustic, codec = program.load_method("acoustic_step"), program.load_method("codec")
+    if md.get("lm_input_is_bf16"):
+        return {"methods": "skipped: bf16 program edges (time a float-edged export)"}
+    run = load_methods(model_dir)
     dim, n_codes = md["dim"], md["n_codebooks"]
 
     def timed(method, inputs, repeats: int) -> list[float]:
-        method.execute(inputs)  # first call packs the weights
+        run(method, inputs)  # the first call packs the weights (XNNPACK) or warms up (GPU)
         times = []
         for _ in range(repeats):
             t = time.perf_counter()
-            method.execute(inputs)
+            run(method, inputs)
             times.append(time.perf_counter() - t)
         return times
 
     prompt = 160  # a voice (~150 rows) and a short sentence
-    ids = torch.ones(1, prompt, dtype=torch.long)
-    rows = torch.zeros(1, prompt - 20, dim)
-    prefill_s = timed(prefill, [ids, rows], 2)
+    ids = np.ones((1, prompt), dtype=np.int64)
+    rows = np.zeros((1, prompt - 20, dim), dtype=np.float32)
+    prefill_s = timed("prefill", [ids, rows], 2)
     # decode at positions after the prompt (the KV cache in use grows by one per frame)
-    codes = torch.full((1, n_codes), 2, dtype=torch.long)
-    decode.execute([codes, torch.tensor([prompt])])
+    codes = np.full((1, n_codes), 2, dtype=np.int64)
+    run("decode", [codes, np.array([prompt])])
     decode_s = []
     for pos in range(prompt + 1, prompt + 1 + steps):
         t = time.perf_counter()
-        decode.execute([codes, torch.tensor([pos])])
+        run("decode", [codes, np.array([pos])])
         decode_s.append(time.perf_counter() - t)
-    hidden, x = torch.randn(1, dim), torch.randn(1, n_codes - 1)
-    acoustic_s = timed(acoustic, [hidden, x, torch.tensor([3])], steps)
-    codec_s = timed(codec, [torch.zeros(1, md["max_codec_frames"], n_codes, dtype=torch.long)], max(3, steps // 5))
+    rng = np.random.default_rng(0)
+    hidden = rng.standard_normal((1, dim)).astype(np.float32)
+    x = rng.standard_normal((1, n_codes - 1)).astype(np.float32)
+    acoustic_s = timed("acoustic_step", [hidden, x, np.array([3])], steps)
+    codec_in = np.zeros((1, md["max_codec_frames"], n_codes), dtype=np.int64)
+    codec_s = timed("codec", [codec_in], max(3, steps // 5))
     lm_ms = 1e3 * statistics.median(decode_s)
     acoustic_ms = 1e3 * statistics.median(acoustic_s) * md["n_decoding_steps"]
     codec_ms = 1e3 * statistics.median(codec_s) / md["chunk_frames"]
@@ -173,6 +169,7 @@ def main() -> None:
     del first, second
 
     manifest = json.loads((args.model_dir / "manifest.json").read_text())
+    gpu = on_gpu(manifest)
     results = {
         "model_dir": str(args.model_dir),
         "program_mb": manifest["program_bytes"] / 1e6,
@@ -191,14 +188,16 @@ def main() -> None:
         "second_session_rss_mb": second_mb,
         "peak_rss_mb_(runner)": peak_rss_mb(),
     }
+    if gpu:
+        results["gpu_used_mb_(weights, two sessions' state, allocator cache)"] = gpu_used_mb()
     del synth
     if not args.no_methods:
         results.update(method_timings(args.model_dir, args.steps))
-    bandwidth = copy_bandwidth_gbs()
+    bandwidth = bandwidth_gbs(manifest)
     weights = weights_read_per_frame(manifest)
     results.update(weights)
     results.update({
-        "copy_bandwidth_gbs": bandwidth,
+        ("gpu_copy_bandwidth_gbs" if gpu else "copy_bandwidth_gbs"): bandwidth,
         "frame_bound_ms_(weights/bandwidth)": weights["frame_weight_mb"] * 1e6 / (bandwidth * 1e9) * 1e3,
         "rtf_bound_(weights/bandwidth)": weights["frame_weight_mb"] * 1e6 / (bandwidth * 1e9) / 0.08,
     })  # fmt: skip

@@ -30,9 +30,9 @@
 #include <ATen/ops/zeros.h>
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
-#include <caffe2/serialize/inline_container.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
+#include "backends/aoti/zip_directory.h"
 #include "backends/program_impl.h"
 #include "text/json.h"
 
@@ -343,18 +343,19 @@ class MethodCache {
 
 // The AOTInductor models a package holds (data/aotinductor/<name>/...), read from the zip's
 // directory: the loader needs a model name before it can read any metadata.
+// The models of the package, one per method: its data/aotinductor/<name>/... entries.
 Result<std::vector<std::string>> package_models(const std::string& path) {
+  VOXTRAL_ASSIGN_OR_RETURN(std::vector<std::string> records, zip_entry_names(path));
   std::set<std::string> names;
-  try {
-    caffe2::serialize::PyTorchStreamReader reader(path);
-    const std::string prefix = "data/aotinductor/";
-    for (const std::string& record : reader.getAllRecords()) {
-      if (record.compare(0, prefix.size(), prefix) != 0) continue;
-      size_t end = record.find('/', prefix.size());
-      if (end != std::string::npos && end > prefix.size()) names.insert(record.substr(prefix.size(), end - prefix.size()));
-    }
-  } catch (const std::exception& e) {
-    return Status(ErrorCode::kInvalidProgram, "'" + path + "' is not a readable AOTInductor package: " + what_of(e));
+  const std::string marker = "data/aotinductor/";
+  for (const std::string& record : records) {
+    // <top>/data/aotinductor/<name>/... (package_aoti's layout), or without the top folder
+    const size_t slash = record.find('/');
+    const size_t at = record.compare(0, marker.size(), marker) == 0 ? 0 : slash + 1;
+    if (slash == std::string::npos || record.compare(at, marker.size(), marker) != 0) continue;
+    const size_t start = at + marker.size();
+    const size_t end = record.find('/', start);
+    if (end != std::string::npos && end > start) names.insert(record.substr(start, end - start));
   }
   if (names.empty()) {
     return Status(ErrorCode::kInvalidProgram, "'" + path + "' holds no AOTInductor model");

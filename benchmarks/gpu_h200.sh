@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The GPU backend on the lent H200 (the device tool's machine: torch 2.11 + CUDA 13, Python
+# 3.12, no network), in stages that each fit one call:
+#
+#   bash benchmarks/gpu_h200.sh tests   # build, GPU tests on tiny checkpoints
+#   bash benchmarks/gpu_h200.sh stt     # full-size random STT: export cuda bf16 int4, benchmark
+#   bash benchmarks/gpu_h200.sh tts     # full-size random TTS: the same
+#   bash benchmarks/gpu_h200.sh tests stt   # several in one call
+#
+# Every stage first installs what the machine lacks (wheels carried in .whl/: executorch
+# 1.5.1 for libvoxtral's CPU backend, soundfile, soxr, cffi, mistral-common for the Tekken
+# ranks make-checkpoint writes) and builds voxtral-native with
+# VOXTRAL_BACKENDS="xnnpack;aoti" against the machine's torch; a warm machine skips that.
+# Logs go to $OUT (the device tool brings them back).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1
+stages=${*:?stages: tests, stt, tts (one or more)}
+
+setup() {
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || return 1
+  export PYTHONPATH=/tmp/site
+  if [ -f /tmp/voxtral-setup.done ]; then return 0; fi
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
+  python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
+  VOXTRAL_BACKENDS="xnnpack;aoti" CMAKE_BUILD_PARALLEL_LEVEL=16 \
+    python3 -m pip install -e . --no-deps --no-build-isolation -q > "$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; return 1; }
+  python3 -c "from voxtral_native import _core; b = _core.backends(); print('backends', b); assert 'aoti' in b" || return 1
+  touch /tmp/voxtral-setup.done
+}
+
+timed() {  # timed NAME CMD...: runs CMD with /usr/bin/time -v, output to $OUT/NAME.log
+  local name=$1; shift
+  echo "== $name: $*"
+  local start=$SECONDS rc
+  if [ -x /usr/bin/time ]; then /usr/bin/time -v "$@" > "$OUT/$name.log" 2>&1; else "$@" > "$OUT/$name.log" 2>&1; fi
+  rc=$?
+  echo "$name: rc=$rc, $((SECONDS - start)) s" | tee -a "$OUT/$name.log"
+  grep -E "Elapsed|Maximum resident" "$OUT/$name.log"
+  tail -n 45 "$OUT/$name.log" | grep -v "^\s" | tail -n 40
+  return $rc
+}
+
+setup || { echo "setup failed"; exit 1; }
+for stage in $stages; do
+case $stage in
+  tests)
+    python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q tests/python/test_gpu.py tests/python/test_aoti_backend.py \
+      2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
+    ;;
+  stt)
+    timed ckpt_stt python3 -m voxtral_native make-checkpoint stt --size full --seed 1 /tmp/ckpt/stt-full || exit 1
+    timed export_stt python3 -m voxtral_native export stt --checkpoint /tmp/ckpt/stt-full --out /tmp/art/stt-cuda \
+      --backend cuda --dtype bf16 --quant 4w:128 --encoder-quant 4w:128 || exit 1
+    timed bench_stt python3 benchmarks/stt.py /tmp/art/stt-cuda --seconds 20 --steps 100 --streams 1,4,16,64
+    ;;
+  tts)
+    timed ckpt_tts python3 -m voxtral_native make-checkpoint tts --size full --seed 1 /tmp/ckpt/tts-full || exit 1
+    timed export_tts python3 -m voxtral_native export tts --checkpoint /tmp/ckpt/tts-full --out /tmp/art/tts-cuda \
+      --backend cuda --dtype bf16 --quant 4w:128 --acoustic-quant 4w:128 || exit 1
+    timed bench_tts python3 benchmarks/tts.py /tmp/art/tts-cuda --frames 100 --runs 3 --steps 50
+    ;;
+esac
+done
