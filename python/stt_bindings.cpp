@@ -15,12 +15,13 @@ void register_stt(py::module_& m) {
                                                      "Loaded speech-to-text model (immutable, shareable).")
       .def_static(
           "load",
-          [](const std::string& model_dir, int delay_ms) {
+          [](const std::string& model_dir, int delay_ms, int speculative_tokens) {
             SttOptions options;
             options.delay_ms = delay_ms;
+            options.speculative_tokens = speculative_tokens;
             return unwrap(without_gil([&] { return SttRunner::load(model_dir, options); }));
           },
-          py::arg("model_dir"), py::arg("delay_ms") = 0)
+          py::arg("model_dir"), py::arg("delay_ms") = 0, py::arg("speculative_tokens") = -1)
       .def("new_session",
            [](const SttRunner& r) { return unwrap(without_gil([&] { return r.new_session(); })); })
       .def(
@@ -48,7 +49,8 @@ void register_stt(py::module_& m) {
            "New pieces as (text, token_id, step, time_s) tuples.")
       .def("flush", [](SttSession& s) { unwrap(without_gil([&] { return s.flush(); })); })
       .def_property_readonly("samples_fed", &SttSession::samples_fed)
-      .def_property_readonly("steps", &SttSession::steps);
+      .def_property_readonly("steps", &SttSession::steps)
+      .def_property_readonly("decode_calls", &SttSession::decode_calls);
 }
 
 }  // namespace voxtral::python

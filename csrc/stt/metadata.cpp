@@ -31,6 +31,7 @@ const std::vector<MetadataField<SttMetadata>>& metadata_table() {
       {"dim", &M::dim},
       {"vocab_size", &M::vocab_size},
       {"lm_input_is_bf16", &M::lm_input_is_bf16, nullptr, 0, 1, /*required=*/false, 0},
+      {"max_verify_tokens", &M::max_verify_tokens, nullptr, 1, 64, /*required=*/false, 1},
   };
   return table;
 }

@@ -1,4 +1,6 @@
 // SttRunner: reads the artifact index, loads the program once to read and check its metadata, and the tokenizer.
+#include <algorithm>
+
 #include "runtime/artifact.h"
 #include "stt/metadata.h"
 #include "stt/runner_impl.h"
@@ -42,6 +44,13 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
   }
   impl->delay_ms = delay_ms;
   impl->delay_tokens = delay_ms / token_ms;
+  if (options.speculative_tokens < -1) {
+    return Status(ErrorCode::kInvalidArgument, "speculative_tokens must be -1 (the program's), 0 (off) or a count");
+  }
+  // Default 8 positions per speculative call: a PAD run is usually broken within that, and
+  // a longer call only costs more output-head rows when the guess fails early.
+  const int verify = std::min(m.max_verify_tokens, m.max_decoder_tokens);
+  impl->speculative_tokens = std::clamp(options.speculative_tokens < 0 ? 8 : options.speculative_tokens, 1, verify);
   impl->prompt_len = 1 + impl->metadata.n_left_pad_tokens + impl->delay_tokens;
   if (impl->prompt_len > impl->metadata.max_decoder_tokens) {
     return Status(ErrorCode::kInvalidArgument, "delay " + std::to_string(delay_ms) + " ms makes a prompt of " +

@@ -19,6 +19,7 @@ struct SttRunner::Impl {
   int delay_ms = 0;
   int delay_tokens = 0;
   int prompt_len = 0;  // BOS + STREAMING_PAD x (left pad + delay)
+  int speculative_tokens = 1;  // positions per speculative decode call (1: none)
   int64_t session_memory_bytes = 0;  // planned memory of encode + decode
 };
 

@@ -3,7 +3,8 @@
 //   samples -> LogMel (streaming, global hop grid) -> 8 mel frames per audio token
 //   -> encode (up to max_encoder_tokens per call) -> audio embeddings [k, dim]
 //   -> decode: prefill positions 0..P-1 (BOS, STREAMING_PAD...) once P embeddings exist,
-//      then one position per new embedding, the previous token fed back.
+//      then one position per new embedding, the previous token fed back (several per call
+//      inside runs of one token, [STREAMING_PAD] above all: decode_some).
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -27,7 +28,9 @@ struct SttSession::Impl {
   int64_t encoded_tokens = 0;      // audio tokens encoded (the next encode's start_token)
   int64_t next_pos = 0;            // next decoder position (0: prompt not yet prefilled)
   int64_t prev_token = 0;
+  int64_t before_prev = -1;        // the token before prev_token (a run: the two are equal)
   std::atomic<int64_t> steps{0};    // read by steps() from any thread
+  std::atomic<int64_t> calls{0};    // decode calls (decode_calls() from any thread)
   std::atomic<int64_t> samples{0};  // real samples fed (samples_fed() from any thread)
   bool started = false;
   bool flushed = false;
@@ -72,20 +75,31 @@ struct SttSession::Impl {
     return Status::Ok();
   }
 
-  Status decode_step(const float* audio, const std::vector<int64_t>& ids, int64_t pos) {
+  // One decode call over positions pos.. (ids.size() of them) -> the greedy token of each
+  // of the last min(T, max_verify_tokens) positions (the last one is the next token).
+  Result<std::vector<int64_t>> decode_call(const float* audio, const std::vector<int64_t>& ids, int64_t pos) {
     const SttMetadata& m = r->metadata;
     const int64_t t = static_cast<int64_t>(ids.size());
     VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
                              program->execute("decode", {TensorView::f32(audio, {1, t, m.dim}), TensorView::i64(ids.data(), {1, t}),
                                                          TensorView::i64(&pos, {1}), TensorView::f32(&delay, {1})}));
-    // (logits, token), or the token alone where the argmax runs on the device (AOTI packages).
-    if (out.empty() || out.size() > 2 || out.back().dtype != DType::kInt64 || out.back().numel() != 1) {
+    // (logits, tokens), or the tokens alone where the argmax runs on the device (AOTI packages)
+    const int64_t k = std::min<int64_t>(t, m.max_verify_tokens);
+    if (out.empty() || out.size() > 2 || out.back().dtype != DType::kInt64 || out.back().numel() != k) {
       return Status(ErrorCode::kInvalidProgram, "'decode' returned an unexpected output");
     }
-    const int64_t token = out.back().i64()[0];
-    if (token < 0 || token >= m.vocab_size) {
-      return Status(ErrorCode::kInternal, "'decode' produced token id " + std::to_string(token) + " outside the vocabulary");
+    ++calls;
+    std::vector<int64_t> tokens(out.back().i64(), out.back().i64() + k);
+    for (int64_t token : tokens) {
+      if (token < 0 || token >= m.vocab_size) {
+        return Status(ErrorCode::kInternal, "'decode' produced token id " + std::to_string(token) + " outside the vocabulary");
+      }
     }
+    return tokens;
+  }
+
+  Status emit(int64_t token) {
+    const SttMetadata& m = r->metadata;
     VOXTRAL_ASSIGN_OR_RETURN(std::string piece, text.push(static_cast<int>(token)));
     const double token_s = static_cast<double>(m.samples_per_token) / m.sample_rate;
     {
@@ -93,8 +107,37 @@ struct SttSession::Impl {
       pieces.push_back(TextPiece{std::move(piece), static_cast<int>(token), steps, static_cast<double>(steps) * token_s});
     }
     ++steps;
+    before_prev = prev_token;
     prev_token = token;
     return Status::Ok();
+  }
+
+  // Decodes positions next_pos.. from the audio embeddings at `audio` (`available` of them);
+  // returns how many positions were decoded (each gave one token).
+  //
+  // Speculation through runs: inside a run of one token (a [STREAMING_PAD] run, the common
+  // case, or any token seen twice in a row), with k > 1 embeddings waiting, one call over k
+  // positions feeds the known token and then guesses the run goes on for the next k - 1
+  // inputs. Output i is exact while every guess before it was right, so the outputs are kept
+  // up to and including the first that breaks the run, or all k; the positions past it were
+  // computed from a wrong guess and are decoded again by the next call, which rewrites their
+  // ring-cache slots (a stale slot holds a position at most k - 1 <= max_decoder_tokens - 1
+  // past the new last one, which the ring's position mask never shows: ops.py). The tokens
+  // are those of one step at a time; a broken run costs the call's extra positions.
+  Result<int64_t> decode_some(const float* audio, int64_t available) {
+    const bool in_run = prev_token == r->pad_id || (steps >= 2 && prev_token == before_prev);
+    const int64_t k = in_run ? std::min<int64_t>(available, r->speculative_tokens) : 1;
+    const int64_t guess = prev_token;
+    std::vector<int64_t> ids(static_cast<size_t>(k), guess);
+    VOXTRAL_ASSIGN_OR_RETURN(std::vector<int64_t> tokens, decode_call(audio, ids, next_pos));
+    int64_t kept = 0;
+    while (kept < k) {
+      VOXTRAL_RETURN_IF_ERROR(emit(tokens[static_cast<size_t>(kept)]));
+      ++kept;
+      if (tokens[static_cast<size_t>(kept - 1)] != guess) break;  // the next input was guessed wrong
+    }
+    next_pos += kept;
+    return kept;
   }
 
   // Runs every decoder position whose audio embedding exists.
@@ -106,11 +149,13 @@ struct SttSession::Impl {
       if (available < r->prompt_len) return Status::Ok();
       std::vector<int64_t> prompt(static_cast<size_t>(r->prompt_len), r->pad_id);
       prompt[0] = r->bos_id;
-      VOXTRAL_RETURN_IF_ERROR(decode_step(embeds.data(), prompt, 0));
+      VOXTRAL_ASSIGN_OR_RETURN(std::vector<int64_t> tokens, decode_call(embeds.data(), prompt, 0));
+      VOXTRAL_RETURN_IF_ERROR(emit(tokens.back()));
       next_pos = used = r->prompt_len;
     }
-    for (; used < available; ++used, ++next_pos) {
-      VOXTRAL_RETURN_IF_ERROR(decode_step(embeds.data() + used * dim, {prev_token}, next_pos));
+    while (used < available) {
+      VOXTRAL_ASSIGN_OR_RETURN(int64_t n, decode_some(embeds.data() + used * dim, available - used));
+      used += n;
     }
     embeds.erase(embeds.begin(), embeds.begin() + used * dim);  // memory stays flat
     return Status::Ok();
@@ -190,5 +235,6 @@ Status SttSession::flush() {
 
 int64_t SttSession::samples_fed() const { return impl_->samples; }
 int64_t SttSession::steps() const { return impl_->steps; }
+int64_t SttSession::decode_calls() const { return impl_->calls; }
 
 }  // namespace voxtral

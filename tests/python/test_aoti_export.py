@@ -52,8 +52,8 @@ def package_stream(package: Package, mel, prompt, chunking):
     argmax runs on the device), so the per-step logits come back empty."""
 
     def decode(e, i, p):
-        (token,) = package("decode", e, i, p, DELAY)
-        return torch.zeros(1, 0), token
+        (tokens,) = package("decode", e, i, p, DELAY)  # [1, min(T, 8)]
+        return torch.zeros(1, 0), tokens[:, -1]
 
     return greedy_stream(lambda m, s: package("encode", m, s), decode, mel, prompt, chunking)
 

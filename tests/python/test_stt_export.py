@@ -127,11 +127,11 @@ def greedy_stream(encode, decode, mel: torch.Tensor, prompt: list[int], chunking
     embeds = torch.cat(embeds, dim=1)
     p = len(prompt)
     logits, token = decode(embeds[:, :p].contiguous(), torch.tensor([prompt]), torch.tensor([0]))
-    steps, tokens = [logits], [int(token)]
+    steps, tokens = [logits], [int(token.reshape(-1)[-1])]  # the programs' last token of K
     for pos in range(p, n_tokens):
         logits, token = decode(embeds[:, pos : pos + 1].contiguous(), torch.tensor([[tokens[-1]]]), torch.tensor([pos]))
         steps.append(logits)
-        tokens.append(int(token))
+        tokens.append(int(token.reshape(-1)[-1]))
     return embeds, torch.cat(steps), tokens
 
 

@@ -39,6 +39,12 @@ struct SttOptions {
   // Transcription delay: how far text lags the audio. A multiple of 80 ms in [80, 1200],
   // or 2400. 0 = the program's default (480 ms for the released model).
   int delay_ms = 0;
+  // Positions per speculative decode call: inside a run of one token ([STREAMING_PAD] above
+  // all) with k audio embeddings waiting, one call over up to this many positions guesses
+  // that the run goes on, and the greedy tokens it returns confirm the guesses or not (the
+  // tokens are always exactly those of one step at a time). -1: 8 (at most the program's max_verify_tokens);
+  // 0 or 1: off.
+  int speculative_tokens = -1;
 };
 
 // What the exported program says about itself (constant methods), read once at load
@@ -66,6 +72,7 @@ struct SttMetadata {
   int dim = 0;                    // 3072
   int vocab_size = 0;             // 131072
   int lm_input_is_bf16 = 0;       // 1: the decoder's float inputs are bf16 (GPU programs)
+  int max_verify_tokens = 1;      // decode returns the tokens of its last min(T, this) positions
 };
 
 // One decoder step's output: the token and, for text tokens, its text (never part of a
@@ -123,6 +130,7 @@ class VOXTRAL_API SttSession {
 
   int64_t samples_fed() const;  // real samples (padding excluded)
   int64_t steps() const;        // decoder steps that produced a token
+  int64_t decode_calls() const;  // decode program calls (fewer than steps where speculation paid)
 
  private:
   struct Impl;

@@ -10,10 +10,11 @@ Methods (B = 1; n audio tokens of 80 ms; T decoder positions):
         continues the audio stream at token `start_token` (0 starts a new stream);
         1 <= n <= max_encoder_tokens.
     decode(audio_embeds [1, T, dim] f32, token_ids [1, T] i64, start_pos [1] i64,
-           delay_tokens [1] f32) -> (logits [1, vocab] f32, next_token [1] i64)
-        decoder positions start_pos..start_pos+T-1; logits and greedy token of the last one;
+           delay_tokens [1] f32) -> (logits [1, vocab] f32, tokens [1, T] i64)
+        decoder positions start_pos..start_pos+T-1; logits of the last one, and the greedy
+        token of each (the last is the next token; max_verify_tokens = max_decoder_tokens);
         1 <= T <= max_decoder_tokens. The delay is a run-time input, not baked in.
-        AOTI packages return (next_token,) alone: the argmax stays on the device.
+        AOTI packages return (tokens,) alone: the argmax stays on the device.
 Both keep their state (conv context, ring KV caches) inside the program (AOTI: in state
 tensors each session owns, export/aoti.py).
 """
@@ -123,9 +124,14 @@ class _Decode(nn.Module):
 
     def forward(self, audio_embeds, token_ids, start_pos, delay_tokens):
         x = audio_embeds.to(self.dtype)
-        logits = self.model.decode(x, token_ids, start_pos, delay_tokens, last_only=True)[:, 0].float()  # [1, V]
-        token = torch.argmax(logits, dim=-1)  # [1]
-        return (token,) if self.token_only else (logits, token)
+        # the greedy token of every position (the runner's speculative calls check their
+        # guesses against them), logits of the last. The output head runs on all T rows: a
+        # step (T = 1) costs what it did; the prompt's prefill (T = 39) pays its rows once.
+        # (Heading only the last min(T, 8) rows does not export: x[:, -8:] on a dynamic T
+        # makes torch.export guard T <= 7.)
+        logits = self.model.decode(x, token_ids, start_pos, delay_tokens).float()  # [1, T, V]
+        tokens = torch.argmax(logits, dim=-1)  # [1, T]
+        return (tokens,) if self.token_only else (logits[:, -1], tokens)
 
 
 def method_specs(model: VoxtralRealtime, options: SttExportOptions) -> dict[str, MethodSpec]:
@@ -301,6 +307,7 @@ def export_stt(
     metadata = stt_metadata(
         model.config, audio, max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens, activations_bf16=False,
+        max_verify_tokens=options.max_decoder_tokens,
     )  # fmt: skip
     step(f"tracing encode and decode (torch.export) and compiling for {options.backend}")
     specs = method_specs(model, options)

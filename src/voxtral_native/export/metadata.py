@@ -45,7 +45,8 @@ def tekken_audio_settings(path: Path) -> dict:
 
 
 def stt_metadata(
-    config: SttConfig, audio: dict, *, max_encoder_tokens: int, max_decoder_tokens: int, activations_bf16: bool
+    config: SttConfig, audio: dict, *, max_encoder_tokens: int, max_decoder_tokens: int, activations_bf16: bool,
+    max_verify_tokens: int = 1,
 ) -> dict[str, int | float]:
     """`audio` is the tokenizer's `audio` block (tekken.json): the stream schedule."""
     mel_frames_per_token = 2 * config.downsample_factor  # conv stride 2, then 4x grouping
@@ -75,6 +76,9 @@ def stt_metadata(
         "dim": config.decoder.dim,
         "vocab_size": config.vocab_size,
         "lm_input_is_bf16": int(activations_bf16),
+        # decode's token output covers its last min(T, max_verify_tokens) positions (1: the
+        # programs before speculative decoding)
+        "max_verify_tokens": max_verify_tokens,
     }
 
 
