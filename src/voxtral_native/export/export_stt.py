@@ -129,9 +129,9 @@ class _Decode(nn.Module):
         # step (T = 1) costs what it did; the prompt's prefill (T = 39) pays its rows once.
         # (Heading only the last min(T, 8) rows does not export: x[:, -8:] on a dynamic T
         # makes torch.export guard T <= 7.)
-        logits = self.model.decode(x, token_ids, start_pos, delay_tokens).float()  # [1, T, V]
-        tokens = torch.argmax(logits, dim=-1)  # [1, T]
-        return (tokens,) if self.token_only else (logits[:, -1], tokens)
+        logits = self.model.decode(x, token_ids, start_pos, delay_tokens)  # [1, T, V], compute dtype
+        tokens = torch.argmax(logits, dim=-1)  # [1, T] (widening first would change no argmax)
+        return (tokens,) if self.token_only else (logits[:, -1].float(), tokens)
 
 
 def method_specs(model: VoxtralRealtime, options: SttExportOptions) -> dict[str, MethodSpec]:
