@@ -122,6 +122,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="audio length (default 20)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--steps", type=int, default=50, help="method-level repetitions (default 50)")
+    parser.add_argument("--latency-ms", type=int, default=0, help="extra latency for batching a stream (default 0)")
     parser.add_argument("--streams", default="", help="concurrent stream counts to try, e.g. 1,2,4,8 (default none)")
     args = parser.parse_args()
 
@@ -129,7 +130,7 @@ def main() -> None:
     from voxtral_native.transcriber import Transcriber
 
     start_rss = rss_mb()
-    transcriber = Transcriber(args.model_dir, threads=args.threads)
+    transcriber = Transcriber(args.model_dir, threads=args.threads, latency_ms=args.latency_ms)
     session = transcriber.session()  # maps the program, plans its memory
     loaded_rss = rss_mb()
     rate = transcriber.sample_rate
@@ -168,7 +169,8 @@ def main() -> None:
         "rtf_offline": offline / args.seconds,
         "chunk_to_text_ms_p50": 1e3 * statistics.median(latencies),
         "chunk_to_text_ms_p95": 1e3 * float(np.percentile(latencies, 95)),
-        "algorithmic_delay_ms": transcriber.delay_ms + 2.5,
+        "latency_ms_(batching)": args.latency_ms,
+        "algorithmic_delay_ms": transcriber.delay_ms + 2.5 + args.latency_ms,
         "rss_before_load_mb": start_rss,
         "rss_after_load_mb": loaded_rss,
         "session_planned_mb": transcriber.session_memory_bytes / 1e6,

@@ -15,13 +15,15 @@ void register_stt(py::module_& m) {
                                                      "Loaded speech-to-text model (immutable, shareable).")
       .def_static(
           "load",
-          [](const std::string& model_dir, int delay_ms, int speculative_tokens) {
+          [](const std::string& model_dir, int delay_ms, int speculative_tokens, int batch_tokens) {
             SttOptions options;
             options.delay_ms = delay_ms;
             options.speculative_tokens = speculative_tokens;
+            options.batch_tokens = batch_tokens;
             return unwrap(without_gil([&] { return SttRunner::load(model_dir, options); }));
           },
-          py::arg("model_dir"), py::arg("delay_ms") = 0, py::arg("speculative_tokens") = -1)
+          py::arg("model_dir"), py::arg("delay_ms") = 0, py::arg("speculative_tokens") = -1,
+          py::arg("batch_tokens") = 1)
       .def("new_session",
            [](const SttRunner& r) { return unwrap(without_gil([&] { return r.new_session(); })); })
       .def(

@@ -51,6 +51,12 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
   // a longer call only costs more output-head rows when the guess fails early.
   const int verify = std::min(m.max_verify_tokens, m.max_decoder_tokens);
   impl->speculative_tokens = std::clamp(options.speculative_tokens < 0 ? 8 : options.speculative_tokens, 1, verify);
+  if (options.batch_tokens < 1 || options.batch_tokens > m.max_encoder_tokens) {
+    return Status(ErrorCode::kInvalidArgument, "batch_tokens must be from 1 to the program's max_encoder_tokens (" +
+                                                   std::to_string(m.max_encoder_tokens) + "), got " +
+                                                   std::to_string(options.batch_tokens));
+  }
+  impl->batch_tokens = options.batch_tokens;
   impl->prompt_len = 1 + impl->metadata.n_left_pad_tokens + impl->delay_tokens;
   if (impl->prompt_len > impl->metadata.max_decoder_tokens) {
     return Status(ErrorCode::kInvalidArgument, "delay " + std::to_string(delay_ms) + " ms makes a prompt of " +

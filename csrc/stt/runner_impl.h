@@ -20,6 +20,7 @@ struct SttRunner::Impl {
   int delay_tokens = 0;
   int prompt_len = 0;  // BOS + STREAMING_PAD x (left pad + delay)
   int speculative_tokens = 1;  // positions per speculative decode call (1: none)
+  int batch_tokens = 1;        // audio tokens gathered per encode call in a stream
   int64_t session_memory_bytes = 0;  // planned memory of encode + decode
 };
 

@@ -52,11 +52,13 @@ struct SttSession::Impl {
     return Status::Ok();
   }
 
-  // Encodes every complete audio token the frontend has frames for.
-  Status encode_ready() {
+  // Encodes the complete audio tokens the frontend has frames for: in a stream once
+  // batch_tokens of them are ready, at the end (`all`) every one.
+  Status encode_ready(bool all = false) {
     const SttMetadata& m = r->metadata;
     const size_t per_token = static_cast<size_t>(m.mel_frames_per_token);
-    while (mel->frames_ready() >= per_token) {
+    const size_t wanted = per_token * static_cast<size_t>(all ? 1 : r->batch_tokens);
+    while (mel->frames_ready() >= wanted) {
       const int64_t n = std::min<int64_t>(static_cast<int64_t>(mel->frames_ready() / per_token), m.max_encoder_tokens);
       const size_t frames = static_cast<size_t>(n) * per_token;
       mel_chunk.resize(static_cast<size_t>(m.num_mel_bins) * frames);
@@ -224,7 +226,7 @@ Status SttSession::flush() {
   const int64_t to_whole = (spt - s.samples % spt) % spt;
   VOXTRAL_RETURN_IF_ERROR(s.feed_zeros(to_whole + (s.r->delay_tokens + s.r->metadata.n_right_pad_tokens) * spt));
   VOXTRAL_RETURN_IF_ERROR(s.mel->finish());
-  VOXTRAL_RETURN_IF_ERROR(s.encode_ready());
+  VOXTRAL_RETURN_IF_ERROR(s.encode_ready(/*all=*/true));
   VOXTRAL_RETURN_IF_ERROR(s.decode_ready());
   std::string tail = s.text.flush();
   std::lock_guard<std::mutex> lock(s.pieces_mutex);

@@ -151,12 +151,15 @@ class Transcriber:
     released model). threads: runtime threads (default: one
     per core; process-wide). speculative_tokens: positions per decoder call inside runs of
     one token ([STREAMING_PAD] above all) when audio is waiting (None: 8; 1: one step per call);
-    the text is the same either way, only the speed differs.
+    the text is the same either way, only the speed differs. latency_ms: extra latency a
+    stream may take to batch its audio, in whole 80 ms tokens (240 gathers 4 tokens per
+    encoder call, whose decoder steps then go in one speculative call; at most the program's
+    max_encoder_tokens - 1 tokens); the text is the same again.
     """
 
     def __init__(self, model: str | os.PathLike = "mistralai/Voxtral-Mini-4B-Realtime-2602",
                  delay_ms: int | None = None,
-                 threads: int | None = None, *, speculative_tokens: int | None = None,
+                 threads: int | None = None, *, speculative_tokens: int | None = None, latency_ms: int = 0,
                  export_options: dict | None = None, progress=print):
         from voxtral_native import native
         from voxtral_native.models import resolve_model
@@ -172,8 +175,11 @@ class Transcriber:
                                                or speculative_tokens < 1):  # fmt: skip
             raise InvalidArgumentError(f"speculative_tokens must be a positive count (None: the model's), "
                                        f"got {speculative_tokens!r}")
+        if isinstance(latency_ms, bool) or not isinstance(latency_ms, int) or latency_ms < 0:
+            raise InvalidArgumentError(f"latency_ms must be a number of ms >= 0, got {latency_ms!r}")
         self._runner = core.SttRunner.load(str(self.model_dir), 0 if delay_ms is None else delay_ms,
-                                           -1 if speculative_tokens is None else speculative_tokens)  # fmt: skip
+                                           -1 if speculative_tokens is None else speculative_tokens,
+                                           1 + latency_ms // 80)  # fmt: skip
         meta = self._runner.metadata
         self.sample_rate: int = meta["sample_rate"]
         self._token_s = meta["samples_per_token"] / self.sample_rate

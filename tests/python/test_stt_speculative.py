@@ -70,6 +70,20 @@ def test_speculation_gives_the_one_step_tokens(small_window_artifact):
         voxtral_native.Transcriber(small_window_artifact, speculative_tokens=0)
 
 
+def test_batched_streams_give_the_same_tokens_in_fewer_calls(small_window_artifact):
+    """latency_ms=240: a 100 ms stream gathers 4 tokens per encoder call, and the decoder
+    steps them in one speculative call; the tokens and their steps are those of latency 0."""
+    audio, rate = long_clip()
+    want, calls0 = run(voxtral_native.Transcriber(small_window_artifact), audio, rate, rate // 10)
+    batched = voxtral_native.Transcriber(small_window_artifact, latency_ms=240)
+    got, calls4 = run(batched, audio, rate, rate // 10)
+    assert got == want and calls4 < 0.5 * calls0, (calls4, calls0)
+    with pytest.raises(voxtral_native.InvalidArgumentError, match="batch_tokens must be from 1"):
+        voxtral_native.Transcriber(small_window_artifact, latency_ms=80 * 40)
+    with pytest.raises(voxtral_native.InvalidArgumentError, match="latency_ms"):
+        voxtral_native.Transcriber(small_window_artifact, latency_ms=-80)
+
+
 def test_rollback_after_wrong_guesses_leaves_no_trace(small_window_artifact, small_window_checkpoint):  # noqa: F811
     """Program level, position by position past several wraps: plain steps, against a call
     over k positions with wrong guesses (a token the model never gave) followed by the

@@ -45,6 +45,10 @@ struct SttOptions {
   // tokens are always exactly those of one step at a time). -1: 8 (at most the program's max_verify_tokens);
   // 0 or 1: off.
   int speculative_tokens = -1;
+  // Audio tokens gathered before the encoder runs in a stream (1 to max_encoder_tokens):
+  // one encoder call, and one speculative decoder call, then cover that many tokens, for
+  // up to (batch_tokens - 1) x 80 ms of added latency. The text is the same for any value.
+  int batch_tokens = 1;
 };
 
 // What the exported program says about itself (constant methods), read once at load
