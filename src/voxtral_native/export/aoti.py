@@ -27,9 +27,6 @@ from pathlib import Path
 
 import torch
 
-DEVICES = ("cpu", "cuda", "mps")
-
-
 @dataclass(frozen=True)
 class StateSpec:
     name: str
