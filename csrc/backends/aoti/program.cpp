@@ -17,6 +17,7 @@
 // stream changes (KV caches, conv context) is not in the model: it is the state tensors,
 // which each Program allocates for itself, one per name, shared by the methods that name
 // it (the TTS prefill and decode write one LM cache).
+#include <dlfcn.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -260,8 +261,25 @@ std::vector<std::string> split_commas(const std::string& s) {
   return parts;
 }
 
+// A package's wrapper.so is built by whatever C++ compiler Inductor found at export time. A
+// devtoolset-style GCC (the lent H200's /opt/gcc) links the parts of libstdc++ newer than the
+// system's into the .so itself (locale ids, facet shims), so a wrapper.so resolves some
+// locale symbols to its own copies and others to the system libstdc++; the first std::regex
+// (libtorch's device-string parser, run in every model's constructor) then calls a facet
+// through the wrong table and the process dies. It only happens when libstdc++ is not in the
+// global symbol scope (Python does not link it), which is why LD_PRELOAD of it fixes it.
+// Promoting the libstdc++ this process already uses to global scope does the same, once,
+// before the first package loads. Harmless where the wrapper is built normally.
+void put_libstdcxx_in_global_scope() {
+#if defined(__linux__) && defined(__GLIBCXX__)
+  static std::once_flag once;
+  std::call_once(once, [] { (void)dlopen("libstdc++.so.6", RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL); });
+#endif
+}
+
 // Loads one method's model and reads its metadata. Every libtorch exception becomes a Status.
 Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const std::string& method) {
+  put_libstdcxx_in_global_scope();
   const std::string where = "method '" + method + "' of '" + path + "'";
   auto loaded = std::make_shared<LoadedMethod>();
   loaded->name = method;
