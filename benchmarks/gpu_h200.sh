@@ -6,6 +6,8 @@
 #   bash benchmarks/gpu_h200.sh stt     # full-size random STT: export cuda bf16 int4, benchmark
 #   bash benchmarks/gpu_h200.sh tts     # full-size random TTS: the same
 #   bash benchmarks/gpu_h200.sh tests stt   # several in one call
+#   stt-export / stt-bench (tts-export / tts-bench): either half of a stage, for calls that
+#   would not hold both (artifacts stay in /tmp/art while the machine is warm)
 #
 # Every stage first installs what the machine lacks (wheels carried in .whl/: executorch
 # 1.5.1 for libvoxtral's CPU backend, soundfile, soxr, cffi, mistral-common for the Tekken
@@ -43,6 +45,12 @@ timed() {  # timed NAME CMD...: runs CMD with /usr/bin/time -v, output to $OUT/N
   return $rc
 }
 
+sample_processes() {  # sample_processes NAME: every 20 s, what the export's process tree runs (compiler, linker, ...)
+  while sleep 20; do
+    echo "--- $SECONDS s"; ps -eo pid,ppid,etimes,pcpu,rss,args --sort=-pcpu | grep -v "ps -eo" | head -n 8 | cut -c1-220
+  done >> "$OUT/$1.ps" 2>&1
+}
+
 setup || { echo "setup failed"; exit 1; }
 for stage in $stages; do
 case $stage in
@@ -50,16 +58,24 @@ case $stage in
     python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q tests/python/test_gpu.py tests/python/test_aoti_backend.py \
       2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
     ;;
-  stt)
+  stt|stt-export)
     timed ckpt_stt python3 -m voxtral_native make-checkpoint stt --size full --seed 1 /tmp/ckpt/stt-full || exit 1
+    sample_processes export_stt & sampler=$!
     timed export_stt python3 -m voxtral_native export stt --checkpoint /tmp/ckpt/stt-full --out /tmp/art/stt-cuda \
-      --backend cuda --dtype bf16 --quant 4w:128 --encoder-quant 4w:128 || exit 1
+      --backend cuda --dtype bf16 --quant 4w:128 --encoder-quant 4w:128; rc=$?
+    kill $sampler; [ $rc = 0 ] || exit 1
+    ;;&
+  stt|stt-bench)
     timed bench_stt python3 benchmarks/stt.py /tmp/art/stt-cuda --seconds 20 --steps 100 --streams 1,4,16,64
     ;;
-  tts)
+  tts|tts-export)
     timed ckpt_tts python3 -m voxtral_native make-checkpoint tts --size full --seed 1 /tmp/ckpt/tts-full || exit 1
+    sample_processes export_tts & sampler=$!
     timed export_tts python3 -m voxtral_native export tts --checkpoint /tmp/ckpt/tts-full --out /tmp/art/tts-cuda \
-      --backend cuda --dtype bf16 --quant 4w:128 --acoustic-quant 4w:128 || exit 1
+      --backend cuda --dtype bf16 --quant 4w:128 --acoustic-quant 4w:128; rc=$?
+    kill $sampler; [ $rc = 0 ] || exit 1
+    ;;&
+  tts|tts-bench)
     timed bench_tts python3 benchmarks/tts.py /tmp/art/tts-cuda --frames 100 --runs 3 --steps 50
     ;;
 esac
