@@ -59,7 +59,7 @@ case $stage in
       2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
     ;;
   stt|stt-export)
-    timed ckpt_stt python3 -m voxtral_native make-checkpoint stt --size full --seed 1 /tmp/ckpt/stt-full || exit 1
+    [ -f /tmp/ckpt/stt-full/params.json ] || timed ckpt_stt python3 -m voxtral_native make-checkpoint stt --size full --seed 1 /tmp/ckpt/stt-full || exit 1
     sample_processes export_stt & sampler=$!
     timed export_stt python3 -m voxtral_native export stt --checkpoint /tmp/ckpt/stt-full --out /tmp/art/stt-cuda \
       --backend cuda --dtype bf16 --quant 4w:128 --encoder-quant 4w:128; rc=$?
@@ -69,7 +69,7 @@ case $stage in
     timed bench_stt python3 benchmarks/stt.py /tmp/art/stt-cuda --seconds 20 --steps 100 --streams 1,4,16,64
     ;;
   tts|tts-export)
-    timed ckpt_tts python3 -m voxtral_native make-checkpoint tts --size full --seed 1 /tmp/ckpt/tts-full || exit 1
+    [ -f /tmp/ckpt/tts-full/params.json ] || timed ckpt_tts python3 -m voxtral_native make-checkpoint tts --size full --seed 1 /tmp/ckpt/tts-full || exit 1
     sample_processes export_tts & sampler=$!
     timed export_tts python3 -m voxtral_native export tts --checkpoint /tmp/ckpt/tts-full --out /tmp/art/tts-cuda \
       --backend cuda --dtype bf16 --quant 4w:128 --acoustic-quant 4w:128; rc=$?
