@@ -62,7 +62,7 @@ def package_methods(
             "voxtral.inputs": json.dumps(_input_specs(program, len(state.get(name, [])))),
         }
         args, kwargs = program.example_inputs
-        with _dense_int4_inputs_on_cpu():
+        with _dense_int4_inputs():
             compiled[name] = torch._inductor.aot_compile(
                 program.module(), args, kwargs,
                 options={"aot_inductor.package": True, "aot_inductor.metadata": metadata},
@@ -82,23 +82,28 @@ def _input_specs(program: torch.export.ExportedProgram, n_state: int) -> list[di
 
 
 @contextlib.contextmanager
-def _dense_int4_inputs_on_cpu():
-    """Inductor's CPU lowering of aten._weight_int4pack_mm_for_cpu (torch 2.13) may lay its
-    activation out column-major (following the producer's iteration order), which the kernel
-    refuses ("expect A to be contiguous"); compiled as a plain fallback whose inputs must be
-    contiguous, it runs. The CUDA op (_weight_int4pack_mm) has no such lowering."""
+def _dense_int4_inputs():
+    """Inductor may lay the activation of an int4 matmul out column-major (following its
+    producer's iteration order), which both kernels refuse: aten._weight_int4pack_mm_for_cpu
+    ("expect A to be contiguous", torch 2.13's CPU lowering) and the CUDA
+    aten._weight_int4pack_mm ("Expected A.is_contiguous()", torch 2.11 on the H200, for the
+    encoder's first wq). Compiled as plain fallbacks whose inputs must be contiguous, they run."""
     from torch._inductor import lowering
 
-    op = torch.ops.aten._weight_int4pack_mm_for_cpu.default
-    saved = lowering.lowerings.pop(op, None)
-    lowering.make_fallback(op, layout_constraint=lowering.require_contiguous, warn=False)
+    ops = (torch.ops.aten._weight_int4pack_mm_for_cpu.default, torch.ops.aten._weight_int4pack_mm.default)
+    saved = {op: lowering.lowerings.pop(op, None) for op in ops}
+    was_fallback = {op: op in lowering.fallbacks for op in ops}
+    for op in ops:
+        lowering.make_fallback(op, layout_constraint=lowering.require_contiguous, warn=False)
     try:
         yield
     finally:
-        lowering.lowerings.pop(op, None)
-        lowering.fallbacks.discard(op)
-        if saved is not None:
-            lowering.lowerings[op] = saved
+        for op in ops:
+            lowering.lowerings.pop(op, None)
+            if not was_fallback[op]:
+                lowering.fallbacks.discard(op)
+            if saved[op] is not None:
+                lowering.lowerings[op] = saved[op]
 
 
 @dataclass

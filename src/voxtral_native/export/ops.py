@@ -123,13 +123,16 @@ def ring_sdpa_filled(
     p0 = start_pos.reshape(())
     first = p0.item()
     torch._check(first >= 0)
-    n = torch.sym_min(first + t, s)  # filled slots
+    # filled slots, but at least two: torch 2.11's SDPA (export and Inductor's CPU lowering)
+    # guards on whether the key length is 1, which an unbacked size cannot answer; a slot
+    # read past the filled ones holds no position yet (k_pos < 0) and is masked out.
+    n = torch.sym_max(torch.sym_min(first + t, s), min(2, s))
     torch._check(n >= 1)
     torch._check(n <= s)
     k, v = k_cache[:, :, :n], v_cache[:, :, :n]  # [B, Hkv, n, D]
     k_pos = ring_slot_positions(p0 + t - 1, s)[:n]  # [n]
     q_pos = p0 + torch.arange(t, device=q.device)  # [T]
-    visible = (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] > q_pos[:, None] - window)  # [T, n]
+    visible = (k_pos[None, :] >= 0) & (k_pos[None, :] <= q_pos[:, None]) & (k_pos[None, :] > q_pos[:, None] - window)  # [T, n]
     qg = q.reshape(b, t, hkv, g, d).permute(0, 2, 3, 1, 4).reshape(b, hkv, g * t, d)
     mask = visible[None].expand(g, t, n).reshape(1, 1, g * t, n)
     out = torch.nn.functional.scaled_dot_product_attention(qg, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
