@@ -34,6 +34,17 @@ def copy_bandwidth_gbs(mb: int = 1024, runs: int = 5) -> float:
     return 2 * src.nbytes / statistics.median(times) / 1e9
 
 
+def warm_up(call, seconds: float = 1.0, min_calls: int = 5) -> None:
+    """Calls `call()` until `seconds` have passed and it ran `min_calls` times: what runs
+    once per process or per shape (XNNPACK packing weights, AOTInductor's first calls, the
+    GPU's kernel loads and allocator growth) stays out of the timed calls. Seen on a tiny
+    aoti-cpu package: the first four calls took 60 ms each, the rest 0.13 ms."""
+    start, n = time.perf_counter(), 0
+    while n < min_calls or time.perf_counter() - start < seconds:
+        call()
+        n += 1
+
+
 def print_results(results: dict) -> None:
     width = max(len(k) for k in results)
     for k, v in results.items():

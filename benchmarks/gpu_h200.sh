@@ -8,6 +8,9 @@
 #   bash benchmarks/gpu_h200.sh tests stt   # several in one call
 #   stt-export / stt-bench (tts-export / tts-bench): either half of a stage, for calls that
 #   would not hold both (artifacts stay in /tmp/art while the machine is warm)
+#   bg-exports: both full-size checkpoints and exports in a background process session (it
+#   outlives the call while the machine stays warm; logs in /tmp/bg), beside the tests;
+#   wait-exports: waits for them (the next call, within the machine's warm time), logs to $OUT
 #
 # Every stage first installs what the machine lacks (wheels carried in .whl/: executorch
 # 1.5.1 for libvoxtral's CPU backend, soundfile, soxr, cffi, mistral-common for the Tekken
@@ -51,9 +54,33 @@ sample_processes() {  # sample_processes NAME: every 20 s, what the export's pro
   done >> "$OUT/$1.ps" 2>&1
 }
 
+bg_chain() {  # bg_chain stt|tts: checkpoint if missing, then the export; /tmp/bg/NAME.rc when done
+  local m=$1 extra
+  if [ "$m" = stt ]; then extra="--encoder-quant 4w:128"; else extra="--acoustic-quant 4w:128"; fi
+  local start=$SECONDS
+  { [ -f /tmp/ckpt/$m-full/params.json ] || python3 -m voxtral_native make-checkpoint $m --size full --seed 1 /tmp/ckpt/$m-full; } \
+    > /tmp/bg/ckpt_$m.log 2>&1 || { echo 1 > /tmp/bg/$m.rc; return; }
+  echo "checkpoint: $((SECONDS - start)) s" >> /tmp/bg/ckpt_$m.log
+  /usr/bin/time -v python3 -m voxtral_native export $m --checkpoint /tmp/ckpt/$m-full --out /tmp/art/$m-cuda \
+    --backend cuda --dtype bf16 --quant 4w:128 $extra > /tmp/bg/export_$m.log 2>&1
+  echo $? > /tmp/bg/$m.rc
+  echo "export: $((SECONDS - start)) s since the chain began" >> /tmp/bg/export_$m.log
+}
+
 setup || { echo "setup failed"; exit 1; }
 for stage in $stages; do
 case $stage in
+  bg-exports)
+    mkdir -p /tmp/bg; rm -f /tmp/bg/*.rc
+    export -f bg_chain
+    for m in stt tts; do setsid nohup bash -c "bg_chain $m" > /dev/null 2>&1 < /dev/null & done
+    echo "background exports started"
+    ;;
+  wait-exports)  # until both chains end or 560 s pass in this call
+    while [ $SECONDS -lt 560 ] && ! { [ -f /tmp/bg/stt.rc ] && [ -f /tmp/bg/tts.rc ]; }; do sleep 5; done
+    for f in /tmp/bg/*.log; do grep -v "^\s*DEBUG" "$f" | tail -n 60 > "$OUT/bg_$(basename "$f")"; done
+    for m in stt tts; do echo "$m: rc=$(cat /tmp/bg/$m.rc 2>/dev/null || echo running)"; grep -E "Elapsed|Maximum resident|export:" /tmp/bg/export_$m.log 2>/dev/null; done
+    ;;
   tests)
     python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q tests/python/test_gpu.py tests/python/test_aoti_backend.py \
       2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
