@@ -206,6 +206,61 @@ def _add_speak_parser(sub) -> None:
     sp.set_defaults(run=_speak)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from voxtral_native.server import ServerConfig, serve
+    from voxtral_native.server.config import API_KEY_ENV, MiB
+
+    if args.stt is None and args.tts is None:
+        raise VoxtralError("give --stt MODEL, --tts MODEL or both")
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as e:
+        raise VoxtralError(f"serving needs the [server] extra (pip install 'voxtral-native[server]'): {e}") from None
+    config = ServerConfig(
+        stt=args.stt, tts=args.tts, host=args.host, port=args.port, api_key=args.api_key,
+        cors_origins=args.cors_origin or [],
+        memory_budget_bytes=None if args.memory_budget_mb is None else args.memory_budget_mb * MiB,
+        max_sessions=args.max_sessions, max_upload_bytes=args.max_upload_mb * MiB, idle_timeout_s=args.idle_timeout,
+        delay_ms=args.delay_ms, threads=args.threads,
+    )  # fmt: skip
+    if config.resolved_api_key() is None and args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: serving on {args.host} without an API key (--api-key or {API_KEY_ENV})", file=sys.stderr)
+    serve(config)
+    return 0
+
+
+def _add_serve_parser(sub) -> None:
+    from voxtral_native.server.config import API_KEY_ENV
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve the models over an OpenAI-compatible HTTP API and a web page (needs [server])",
+        description="Serve speech-to-text (POST /v1/audio/transcriptions, WS /v1/realtime) and text-to-speech "
+        "(POST /v1/audio/speech) as OpenAI's API does, with a live web page at /. Each model is loaded once. "
+        "MODEL is an exported directory, a Mistral checkpoint directory or a Hugging Face repo id.",
+    )
+    sv.add_argument("--stt", metavar="MODEL", help="speech-to-text model (Voxtral-Mini-4B-Realtime-2602)")
+    sv.add_argument("--tts", metavar="MODEL", help="text-to-speech model (Voxtral-4B-TTS-2603)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="(default: %(default)s)")
+    sv.add_argument("--api-key", default=None,
+                    help=f"require 'Authorization: Bearer KEY' on every API route and the WebSocket "
+                         f"(default: ${API_KEY_ENV} if set, else no key)")  # fmt: skip
+    sv.add_argument("--cors-origin", action="append", metavar="ORIGIN",
+                    help="allow browser calls from this origin (repeatable; default: none)")  # fmt: skip
+    sv.add_argument("--memory-budget-mb", type=int, default=None,
+                    help="memory all live sessions may plan together; past it requests get 503 "
+                         "(default: 80%% of the memory available after loading)")  # fmt: skip
+    sv.add_argument("--max-sessions", type=int, default=None, help="cap on live sessions (default: memory alone)")
+    sv.add_argument("--max-upload-mb", type=int, default=25, help="largest transcription upload (default: %(default)s)")
+    sv.add_argument("--idle-timeout", type=float, default=60.0,
+                    help="seconds a socket may send or read nothing before it is closed (default: %(default)s)")  # fmt: skip
+    sv.add_argument("--delay-ms", type=int, default=None, help="transcription delay (default: the model's)")
+    sv.add_argument("--threads", type=int, default=None, help="runtime threads (default: one per core)")
+    sv.set_defaults(run=_serve)
+
+
 def _add_transcribe_parser(sub) -> None:
     tr = sub.add_parser(
         "transcribe",
@@ -295,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_transcribe_parser(sub)
     _add_speak_parser(sub)
     _add_export_parser(sub)
+    _add_serve_parser(sub)
     return parser
 
 

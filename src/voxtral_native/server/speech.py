@@ -53,6 +53,8 @@ def _check(req: SpeechRequest, synthesizer, max_chars: int) -> None:
     if req.instructions:
         raise bad_request("this model takes no instructions (choose a voice instead)", "instructions",
                           "unsupported_parameter")  # fmt: skip
+    if req.seed is not None and not 0 <= req.seed <= 2**64 - 1:
+        raise bad_request("seed must be an integer in [0, 2**64 - 1]", "seed")
     if req.stream_format != "audio":
         raise bad_request("only stream_format 'audio' is supported (the audio itself, chunked)", "stream_format",
                           "unsupported_parameter")  # fmt: skip
