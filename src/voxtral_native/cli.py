@@ -222,6 +222,7 @@ def _serve(args: argparse.Namespace) -> int:
         cors_origins=args.cors_origin or [],
         memory_budget_bytes=None if args.memory_budget_mb is None else args.memory_budget_mb * MiB,
         max_sessions=args.max_sessions, max_upload_bytes=args.max_upload_mb * MiB, idle_timeout_s=args.idle_timeout,
+        max_speech_seconds=args.max_speech_seconds,
         delay_ms=args.delay_ms, threads=args.threads,
     )  # fmt: skip
     if config.resolved_api_key() is None and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -256,6 +257,8 @@ def _add_serve_parser(sub) -> None:
     sv.add_argument("--max-upload-mb", type=int, default=25, help="largest transcription upload (default: %(default)s)")
     sv.add_argument("--idle-timeout", type=float, default=60.0,
                     help="seconds a socket may send or read nothing before it is closed (default: %(default)s)")  # fmt: skip
+    sv.add_argument("--max-speech-seconds", type=float, default=600.0,
+                    help="most audio one speech request may produce (default: %(default)s)")  # fmt: skip
     sv.add_argument("--delay-ms", type=int, default=None, help="transcription delay (default: the model's)")
     sv.add_argument("--threads", type=int, default=None, help="runtime threads (default: one per core)")
     sv.set_defaults(run=_serve)
