@@ -7,8 +7,11 @@ VOXTRAL_BACKENDS="xnnpack;aoti" against the CUDA torch) and by PyTorch's own pac
   - each method of a bf16 package (int4 linears) against the same model run eagerly in bf16
     on the GPU: the encoder's output within 3e-2 relative, the greedy tokens teacher-forced;
   - bf16 staging end to end: a bf16 export with bf16 program edges (lm_input_is_bf16 = 1,
-    the runner converts its inputs) gives the audio of the same export with float32 edges,
-    sample for sample; seeded synthesis is bit-exact across runs.
+    the runner converts its inputs) synthesizes finite, audible audio, bit-exact across runs
+    with one seed, and the same text at the same seed twice gives the same samples;
+  - a process that never imports torch runs a bf16 package (cuDNN convolutions in the
+    encoder) and gets the tokens of one that does (libtorch's CUDA libraries are put in the
+    global symbol scope by the AOTI backend, as `import torch` would).
 
 Run on the lent machine: python -m pytest -m gpu -n 0 tests/python/test_gpu.py
 """
@@ -136,7 +139,29 @@ def test_tts_bf16_staging_end_to_end(tiny_tts_dir, tmp_path_factory, worker_id):
     a = voxtral_native.Synthesizer(plain).synthesize(TEXT, seed=3, max_frames=30)
     b = voxtral_native.Synthesizer(edged).synthesize(TEXT, seed=3, max_frames=30)
     again = voxtral_native.Synthesizer(edged).synthesize(TEXT, seed=3, max_frames=30)
-    assert np.isfinite(b).all() and np.abs(b).max() > 1e-3
+    assert np.isfinite(a).all() and np.isfinite(b).all() and np.abs(b).max() > 1e-3
+    assert a.shape == b.shape == (30 * 1920,)
     np.testing.assert_array_equal(b.view(np.uint32), again.view(np.uint32))  # seeded: bit-exact
-    # the model rounds those inputs to bf16 itself, so staging them as bf16 changes nothing
-    np.testing.assert_array_equal(a, b)
+    # Not compared sample for sample with `a`: the two packages are compiled apart, and
+    # Inductor fuses the float32-to-bf16 casts of the float-edged one into the ops that follow
+    # (computing them in float32), so their rounding differs; on the H100 the sampled codes
+    # then part (max difference 0.2). The staging itself is held exact against torch's
+    # rounding on the CPU (test_tts.py, test_synthesizer.py's bf16 edges).
+
+
+def test_a_process_without_torch_runs_a_cuda_package(tiny_stt_dir, tmp_path_factory, worker_id):
+    """The crash this guards against: without `import torch`, cuDNN's engine libraries bound
+    outside the cuDNN that libtorch loaded, and the encoder's first convolution segfaulted."""
+    import subprocess
+    import sys
+
+    pkg = _stt(tiny_stt_dir, tmp_path_factory, worker_id, "g-stt-bf16-4w", backend="cuda", dtype="bf16",
+               quant="4w:32", encoder_quant="4w:32")  # fmt: skip
+    want = voxtral_native.Transcriber(pkg).transcribe(CLIP).tokens
+    code = ("import sys, json, voxtral_native\n"
+            f"tokens = voxtral_native.Transcriber({str(pkg)!r}).transcribe({str(CLIP)!r}).tokens\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "print(json.dumps(tokens))\n")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == want
