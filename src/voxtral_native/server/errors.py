@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from voxtral_native.errors import InvalidArgumentError, VoxtralError
+from voxtral_native.errors import InvalidArgumentError, OutOfRangeError, VoxtralError
 
 log = logging.getLogger("voxtral_native.server")
 
@@ -64,7 +64,7 @@ def bad_request(message: str, param: str | None = None, code: str | None = "inva
 
 def from_voxtral(e: VoxtralError, param: str | None = None) -> ApiError:
     """voxtral_native's exception for the client's input -> 400; anything else is ours -> 500."""
-    if isinstance(e, (InvalidArgumentError, ValueError)):
+    if isinstance(e, (InvalidArgumentError, OutOfRangeError)):
         return bad_request(str(e), param)
     log.error("voxtral_native failed: %s", e, exc_info=e)
     return ApiError(500, "the model failed to run this request; see the server's log", code="model_error")

@@ -147,10 +147,9 @@ class _Connection:
                 tg.start_soon(self._work, receive_q)
                 await self._read(send_q)
                 tg.cancel_scope.cancel()  # the client left or timed out: stop the model at once
-        except (WebSocketDisconnect, TimeoutError, OSError):
-            pass
-        except Exception as e:  # a bug of ours: logged, never sent as a traceback
-            log.error("realtime connection failed", exc_info=e)
+        except Exception as e:
+            if not _client_gone(e):  # a bug of ours: logged, never sent as a traceback
+                log.error("realtime connection failed", exc_info=e)
         finally:
             if self.item is not None:
                 self.item.close()
@@ -306,7 +305,12 @@ class _Connection:
             except ApiError as e:
                 await self.send_error(e.message, e.code or "server_at_capacity", type_=e.type)
                 return
-            self.item = _Item(self.transcriber.session(), reservation, rate)
+            try:  # off the event loop: a session allocates its caches
+                session = await self._native(self.transcriber.session)
+            except BaseException:
+                reservation.release()
+                raise
+            self.item = _Item(session, reservation, rate)
         item = self.item
 
         def feed():
@@ -351,6 +355,14 @@ class _Connection:
         self.previous_item_id = item.id
         item.close()
         self.item = None
+
+
+def _client_gone(e: BaseException) -> bool:
+    """The client left (or stopped reading past the timeout), maybe reported by several tasks at once."""
+    if isinstance(e, (WebSocketDisconnect, TimeoutError, OSError)):
+        return True
+    inner = getattr(e, "exceptions", None)  # an exception group from the task group
+    return bool(inner) and all(_client_gone(x) for x in inner)
 
 
 def _pcm16(audio) -> np.ndarray:

@@ -75,9 +75,12 @@ def _reason(e: Exception) -> str:
 
 async def _pieces(request: Request, transcriber, audio: _Decoded) -> AsyncIterator[list]:
     """The session's new pieces after each block, then the flush's; stops early if the client left."""
-    session = transcriber.session()
+    session = None
 
     def step():
+        nonlocal session
+        if session is None:  # made here, off the event loop: a session allocates its caches
+            session = transcriber.session()
         block = audio.read(BLOCK_S)
         if len(block) == 0:
             return session.flush(), True

@@ -7,6 +7,7 @@ sessions of the same loaded Transcriber / Synthesizer the tests compare against.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -25,7 +26,8 @@ class LiveServer:
 
         options = {**uvicorn_options(app.state.served.config), "host": "127.0.0.1", "port": 0, **uvicorn_overrides}
         self.app = app
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", **options))
+        # log_config=None: uvicorn's records reach the root logger, where the test sees them (no_errors_logged)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", **options))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 20
@@ -51,6 +53,16 @@ class LiveServer:
         self.server.should_exit = True
         self.thread.join(timeout=20)
         assert not self.thread.is_alive(), "the server did not stop"
+
+
+@pytest.fixture(autouse=True)
+def no_errors_logged(caplog):
+    """Every server test: nothing the server or uvicorn logs reaches ERROR (an unexpected
+    exception, a traceback), whatever the client did."""
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR
+              and r.name.startswith(("uvicorn", "voxtral_native.server"))]  # fmt: skip
+    assert not errors, [f"{r.name}: {r.getMessage()}" for r in errors]
 
 
 @pytest.fixture(scope="session")

@@ -86,8 +86,9 @@ def test_compressed_formats_decode(client, synthesizer, tts_model, fmt, containe
 
 
 def test_audio_streams_while_it_is_synthesized(make_server, synthesizer):
-    # 6 s of audio: chunks of 0.4 s, then 2 s each; the first arrives long before the last.
-    live = make_server(max_speech_seconds=6.0)
+    # 40 s of audio: chunks of 0.4 s, then 2 s each; the first arrives long before the last
+    # (the tiny model makes 40 s in about a second, so fewer would be a race with the first).
+    live = make_server(max_speech_seconds=40.0)
     start = time.monotonic()
     arrivals = []
     with httpx.stream("POST", live.url + "/v1/audio/speech", json={"input": TEXT, "response_format": "pcm"},
@@ -97,7 +98,7 @@ def test_audio_streams_while_it_is_synthesized(make_server, synthesizer):
             arrivals.append((time.monotonic() - start, len(piece)))
     first_chunk = int(0.4 * 24000) * 2
     assert arrivals[0][1] <= first_chunk, "the first 0.4 s went out alone"
-    assert sum(n for _, n in arrivals) == int(6.0 * 12.5) * 1920 * 2
+    assert sum(n for _, n in arrivals) == int(40.0 * 12.5) * 1920 * 2
     assert arrivals[0][0] < 0.5 * arrivals[-1][0], arrivals
 
 
