@@ -18,7 +18,6 @@
 // which each Program allocates for itself, one per name, shared by the methods that name
 // it (the TTS prefill and decode write one LM cache).
 #include <dlfcn.h>
-#include <link.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -278,47 +277,9 @@ void put_libstdcxx_in_global_scope() {
 #endif
 }
 
-// libtorch as a library, without `import torch` first, leaves its CUDA dependencies in the
-// local symbol scope of whoever loaded it (Python loads _core, and so libvoxtral and libtorch,
-// RTLD_LOCAL). cuDNN 9 dlopens its engine libraries at run time, and those look up symbols of
-// the cuDNN they belong to in the global scope; from the local scope they bind elsewhere (the
-// lent H100 also has a system cuDNN in /lib) and the first convolution died in
-// cudnn_convolution (benchmarks/results/gpu_h200.md). torch/__init__.py avoids it by loading
-// libtorch_global_deps.so and the pip `nvidia` packages' cuDNN with RTLD_GLOBAL; this does the
-// same, once, from the directory of the libtorch this process already uses. Nothing happens
-// where those files are missing (a CPU-only libtorch).
-void put_cuda_dependencies_in_global_scope() {
-#if defined(__linux__)
-  static std::once_flag once;
-  std::call_once(once, [] {
-    void* c10 = dlopen("libc10.so", RTLD_NOW | RTLD_NOLOAD);  // loaded with libtorch: its path is torch/lib
-    if (c10 == nullptr) return;
-    struct link_map* map = nullptr;
-    std::string c10_path;
-    if (dlinfo(c10, RTLD_DI_LINKMAP, &map) == 0 && map != nullptr && map->l_name != nullptr) c10_path = map->l_name;
-    dlclose(c10);
-    if (c10_path.empty()) return;
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    const fs::path torch_lib = fs::path(c10_path).parent_path();
-    const fs::path global_deps = torch_lib / "libtorch_global_deps.so";
-    if (fs::exists(global_deps, ec)) (void)dlopen(global_deps.c_str(), RTLD_NOW | RTLD_GLOBAL);
-    const fs::path cudnn = torch_lib / ".." / ".." / "nvidia" / "cudnn" / "lib";
-    std::vector<fs::path> libraries;
-    for (fs::directory_iterator it(cudnn, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (name.rfind("libcudnn", 0) == 0 && name.find(".so.") != std::string::npos) libraries.push_back(it->path());
-    }
-    std::sort(libraries.begin(), libraries.end());
-    for (const auto& library : libraries) (void)dlopen(library.c_str(), RTLD_NOW | RTLD_GLOBAL);
-  });
-#endif
-}
-
 // Loads one method's model and reads its metadata. Every libtorch exception becomes a Status.
 Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const std::string& method) {
   put_libstdcxx_in_global_scope();
-  put_cuda_dependencies_in_global_scope();
   const std::string where = "method '" + method + "' of '" + path + "'";
   auto loaded = std::make_shared<LoadedMethod>();
   loaded->name = method;
