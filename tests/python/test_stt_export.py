@@ -293,6 +293,40 @@ def test_ring_caches_past_their_windows_match_unwrapped_attention(small_window_c
     assert tokens == ref_tokens
 
 
+@pytest.mark.parametrize("name", ["8da4w", "8da8w", "4w", "8w:64"])
+def test_tall_linears_quantized_in_row_blocks_equal_the_whole(name, monkeypatch):
+    """The output head is quantized ROW_BLOCK rows at a time (bounded HQQ temporaries): the
+    weight it gets equals torchao's quantization of the whole matrix, bit for bit, and the
+    layer computes the same outputs. A wrong assembly (blocks out of order) would fail."""
+    from torch import nn
+    from torchao.quantization import quantize_
+
+    from voxtral_native.export import quantize
+
+    monkeypatch.setattr(quantize, "ROW_BLOCK", 96)  # 3 blocks and a short last one
+    scheme = QuantScheme.parse(name)
+    g = torch.Generator().manual_seed(3)
+    weight = 0.05 * torch.randn(300, 128, generator=g)
+    whole = nn.Sequential(nn.Linear(128, 300, bias=False))
+    whole[0].weight.data.copy_(weight)
+    quantize_(whole, scheme.torchao_config())
+    blocked = nn.Sequential(nn.Linear(128, 300, bias=False))
+    blocked[0].weight.data.copy_(weight)
+    assert quantize.quantize_module_(blocked, scheme, nn.Linear) == 1
+    w, got = whole[0].weight, getattr(blocked[0], "weight", None)
+    x = torch.randn(5, 128, generator=g)
+    if hasattr(got, "qdata"):  # 8da schemes keep torchao's tensor: compare it field by field
+        assert type(got) is type(w)
+        for field in w.tensor_data_names:
+            assert torch.equal(getattr(got, field), getattr(w, field)), field
+        for field in w.tensor_attribute_names:
+            assert getattr(got, field) == getattr(w, field), field
+        reference = whole
+    else:  # weight-only schemes become WeightOnlyLinear (voxtral::linear_wq)
+        reference = nn.Sequential(quantize.WeightOnlyLinear.from_torchao(whole[0]))
+    assert torch.equal(blocked(x), reference(x))
+
+
 def test_export_rejects_bad_options(tiny_stt_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown quantization scheme 'int3'"):
         SttExportOptions(quant="int3")

@@ -82,18 +82,21 @@ def _load_tensors(model, weights, dtype, on_module_loaded) -> None:
                     f"{weights}: tensor '{name}' has shape {list(shape)}, params.json implies {list(param.shape)}"
                 )
 
-        blocks = _blocks_in_load_order(model)
-        for block_name, block in blocks:
-            prefix = f"{block_name}." if block_name else ""
+    # The file is opened again for each block: safetensors maps it, and the pages a block read
+    # stay resident (and in the process's RSS, 7 GB of a full-size export's 23 GB peak) until
+    # the map is closed.
+    for block_name, block in _blocks_in_load_order(model):
+        prefix = f"{block_name}." if block_name else ""
+        with safe_open(str(weights), framework="pt") as f:
             for local, param in list(block.named_parameters(recurse=True)):
                 full = prefix + local
                 if full not in expected or not param.is_meta:
                     continue
                 tensor = f.get_tensor(full).to(dtype)
                 _set_param(block, local, nn.Parameter(tensor, requires_grad=False))
-            _materialize_buffers(block, dtype)
-            if on_module_loaded is not None:
-                on_module_loaded(block_name, block)
+        _materialize_buffers(block, dtype)
+        if on_module_loaded is not None:
+            on_module_loaded(block_name, block)
 
 
 def _blocks_in_load_order(model: nn.Module) -> list[tuple[str, nn.Module]]:
