@@ -76,7 +76,7 @@ class Server:
             cmd += ["--tts", args.tts]
         if args.threads:
             cmd += ["--threads", str(args.threads)]
-        self.log = open(args.server_log, "w")
+        self.log = open(args.server_log, "w")  # noqa: SIM115 (open while the server runs; closed in stop)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.url = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + args.load_timeout
@@ -94,9 +94,10 @@ class Server:
         self.models = {m["task"]: m["id"] for m in httpx.get(self.url + "/v1/models").json()["data"]}
 
     def rss_mb(self) -> float:
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS"):
+                    return int(line.split()[1]) / 1024
         return float("nan")
 
     def stop(self) -> None:
@@ -132,10 +133,12 @@ def bench_transcription(server: Server, args) -> list[dict]:
     body = wav(speechlike(args.audio_seconds, 16000, seed=1), 16000)
     rows = []
     with httpx.Client(timeout=600) as http:
+
         def one():
             t = time.monotonic()
             r = http.post(server.url + "/v1/audio/transcriptions", files={"file": ("clip.wav", body)})
             return time.monotonic() - t, r.status_code
+
         one()  # warm-up
         for n in args.clients:
             results, wall = run_level(n, args.requests, args.level_seconds, one)
@@ -148,6 +151,7 @@ def bench_transcription(server: Server, args) -> list[dict]:
 def bench_speech(server: Server, args) -> list[dict]:
     rows = []
     with httpx.Client(timeout=600) as http:
+
         def one():
             t = time.monotonic()
             first, size = None, 0
@@ -157,6 +161,7 @@ def bench_speech(server: Server, args) -> list[dict]:
                     first = first if first is not None else time.monotonic() - t
                     size += len(piece)
             return time.monotonic() - t, first, size / 2 / 24000, r.status_code
+
         one()
         for n in args.clients:
             results, wall = run_level(n, args.requests, args.level_seconds, one)
@@ -185,7 +190,9 @@ def one_stream(ws_url: str, seconds: float, rate: int, seed: int) -> dict:
             if target > time.monotonic():
                 time.sleep(target - time.monotonic())
             chunk = samples[at : at + step]
-            ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(chunk.tobytes()).decode()}))
+            ws.send(
+                json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(chunk.tobytes()).decode()})
+            )
         last_append = time.monotonic()
         ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
         deltas = 0
@@ -195,7 +202,12 @@ def one_stream(ws_url: str, seconds: float, rate: int, seed: int) -> dict:
                 deltas += 1
             if event["type"].endswith("transcription.completed") or event["type"] == "error":
                 break
-    return {"finish_lag": time.monotonic() - last_append, "send_late": late, "deltas": deltas, "ok": event["type"] != "error"}
+    return {
+        "finish_lag": time.monotonic() - last_append,
+        "send_late": late,
+        "deltas": deltas,
+        "ok": event["type"] != "error",
+    }
 
 
 def bench_realtime(server: Server, args) -> list[dict]:
@@ -218,14 +230,14 @@ def table(rows: list[dict]) -> str:
     if not rows:
         return "(not run)\n"
     head = list(rows[0])
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(fmt(r[k]) for k in head) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
-    ints = lambda s: [int(x) for x in s.split(",")]  # noqa: E731
+    ints = lambda s: [int(x) for x in s.split(",")]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--stt", help="speech-to-text model (artifact dir, checkpoint dir or repo id)")
     p.add_argument("--tts", help="text-to-speech model")

@@ -40,7 +40,9 @@ class SessionBudget:
         ApiError(503) if it does not fit."""
         with self._lock:
             count = sum(self._live.values())
-            if self._in_use + nbytes > self.budget_bytes or (self.max_sessions is not None and count >= self.max_sessions):
+            if self._in_use + nbytes > self.budget_bytes or (
+                self.max_sessions is not None and count >= self.max_sessions
+            ):
                 raise ApiError(
                     503, f"the server is at capacity ({count} sessions live, {self._in_use / 2**20:.0f} of "
                     f"{self.budget_bytes / 2**20:.0f} MiB of session memory in use); retry shortly",
@@ -73,7 +75,7 @@ class Reservation:
             self._released = True
             self._budget._give_back(self._kind, self._nbytes)
 
-    def __enter__(self) -> Reservation:
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:

@@ -94,11 +94,16 @@ def install(app: FastAPI) -> None:
             message = "the request body is not valid JSON"
         elif param:
             message = f"invalid '{param}': {message}"
-        return ApiError(400, message, param, "invalid_value" if first.get("type") != "missing" else "missing_parameter").response()
+        return ApiError(
+            400, message, param, "invalid_value" if first.get("type") != "missing" else "missing_parameter"
+        ).response()
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, e: StarletteHTTPException):
-        message = {404: f"no route {request.url.path}", 405: f"method {request.method} not allowed on {request.url.path}"}
+        message = {
+            404: f"no route {request.url.path}",
+            405: f"method {request.method} not allowed on {request.url.path}",
+        }
         return ApiError(e.status_code, message.get(e.status_code, str(e.detail)),
                         headers=getattr(e, "headers", None)).response()  # fmt: skip
 

@@ -66,7 +66,9 @@ async def realtime(ws: WebSocket):
     given, _ = websocket_key(ws.headers, offered)
     refusal = None
     if state.api_key is not None and not key_matches(state.api_key, given):
-        refusal = ApiError(401, "missing or incorrect API key (send 'Authorization: Bearer KEY')", code="invalid_api_key")
+        refusal = ApiError(
+            401, "missing or incorrect API key (send 'Authorization: Bearer KEY')", code="invalid_api_key"
+        )
     elif state.transcriber is None:
         refusal = ApiError(404, "this server has no speech-to-text model", code="model_not_found")
     elif ws.query_params.get("model") not in (None, "", state.stt_id):
@@ -156,7 +158,7 @@ class _Connection:
                 self.item = None
         try:
             await self.ws.close()
-        except Exception:  # already closed by the client
+        except (WebSocketDisconnect, RuntimeError, OSError):  # already closed (by the client, or a refused send)
             pass
 
     async def _read(self, queue) -> None:
@@ -227,7 +229,9 @@ class _Connection:
             raise _EventError("this server runs transcription sessions only (session.type 'transcription')",
                               "invalid_value", "session.type")  # fmt: skip
         if session.get("include"):
-            raise _EventError("include is not supported (no log probabilities)", "unsupported_parameter", "session.include")
+            raise _EventError(
+                "include is not supported (no log probabilities)", "unsupported_parameter", "session.include"
+            )
         audio_in = (session.get("audio") or {}).get("input") or {}
         if not isinstance(audio_in, dict):
             raise _EventError("session.audio.input must be an object", "invalid_value", "session.audio.input")
@@ -251,7 +255,9 @@ class _Connection:
         transcription = audio_in.get("transcription")
         if transcription is not None:
             if not isinstance(transcription, dict):
-                raise _EventError("transcription must be an object", "invalid_value", "session.audio.input.transcription")
+                raise _EventError(
+                    "transcription must be an object", "invalid_value", "session.audio.input.transcription"
+                )
             if transcription.get("model") not in (None, "", self.state.stt_id):
                 raise _EventError(f"the model '{transcription['model']}' does not exist here; this server transcribes "
                                   f"with '{self.state.stt_id}'", "model_not_found",

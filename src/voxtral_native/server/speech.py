@@ -105,4 +105,3 @@ async def list_voices(request: Request):
     synthesizer = served(request).tts(None)
     return {"object": "list", "default": synthesizer.default_voice,
             "data": [{"id": v, "object": "voice", "name": v} for v in synthesizer.voices]}  # fmt: skip
-

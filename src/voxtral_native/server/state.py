@@ -34,22 +34,19 @@ class Served:
 
     def stt(self, model: str | None):
         """The transcriber for a request naming `model` (None: the one loaded)."""
-        if self.transcriber is None:
-            raise ApiError(404, "this server has no speech-to-text model (start it with --stt MODEL)",
-                           code="model_not_found")  # fmt: skip
-        if model not in (None, "", self.stt_id):
-            raise ApiError(404, f"the model '{model}' does not exist here; this server transcribes with "
-                           f"'{self.stt_id}'", "model", "model_not_found")  # fmt: skip
-        return self.transcriber
+        return self._model(self.transcriber, self.stt_id, model, "speech-to-text", "--stt", "transcribes")
 
     def tts(self, model: str | None):
-        if self.synthesizer is None:
-            raise ApiError(404, "this server has no text-to-speech model (start it with --tts MODEL)",
-                           code="model_not_found")  # fmt: skip
-        if model not in (None, "", self.tts_id):
-            raise ApiError(404, f"the model '{model}' does not exist here; this server speaks with "
-                           f"'{self.tts_id}'", "model", "model_not_found")  # fmt: skip
-        return self.synthesizer
+        return self._model(self.synthesizer, self.tts_id, model, "text-to-speech", "--tts", "speaks")
+
+    @staticmethod
+    def _model(loaded, loaded_id: str | None, model: str | None, task: str, flag: str, verb: str):
+        if loaded is None:
+            raise ApiError(404, f"this server has no {task} model (start it with {flag} MODEL)", code="model_not_found")
+        if model not in (None, "", loaded_id):
+            raise ApiError(404, f"the model '{model}' does not exist here; this server {verb} with '{loaded_id}'",
+                           "model", "model_not_found")  # fmt: skip
+        return loaded
 
 
 def served(request: Request) -> Served:

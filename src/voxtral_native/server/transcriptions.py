@@ -115,7 +115,9 @@ def _check_options(response_format: str, stream: bool, granularities: list[str],
     if granularities and response_format != "verbose_json":
         raise bad_request("timestamp_granularities needs response_format=verbose_json", "timestamp_granularities")
     if prompt:
-        raise bad_request("this model takes no prompt (it transcribes the audio alone)", "prompt", "unsupported_parameter")
+        raise bad_request(
+            "this model takes no prompt (it transcribes the audio alone)", "prompt", "unsupported_parameter"
+        )
     if temperature not in (None, 0.0):
         raise bad_request("this model decodes greedily; temperature must be 0 or absent", "temperature",
                           "unsupported_parameter")  # fmt: skip

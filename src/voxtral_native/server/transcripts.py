@@ -64,7 +64,7 @@ def segments(pieces: list[Piece], rules: TimeRules) -> list[dict]:
 
 
 def _clock(seconds: float, decimal: str) -> str:
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     h, ms = divmod(ms, 3_600_000)
     m, ms = divmod(ms, 60_000)
     s, ms = divmod(ms, 1000)

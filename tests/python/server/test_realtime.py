@@ -144,7 +144,9 @@ def test_rate_cannot_change_mid_item(server):
     ws = Plain(server.ws_url)
     ws.recv()
     ws.send({"type": "input_audio_buffer.append", "audio": b64(speechlike(0.5, 24000))})
-    ws.send({"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}})
+    ws.send(
+        {"type": "session.update", "session": {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 16000}}}}}
+    )
     error = ws.until("error")[-1]["error"]
     assert error["param"] == "session.audio.input.format.rate" and "commit" in error["message"]
     ws.close()

@@ -42,7 +42,7 @@ def speak(client, model, **kwargs) -> tuple[bytes, list[bytes], dict]:
 
 def test_pcm_streams_the_synthesizers_samples(client, server, synthesizer, tts_model):
     voice = synthesizer.voices[-1]
-    audio, pieces, headers = speak(client, tts_model, voice=voice, response_format="pcm", extra_body={"seed": 7})
+    audio, _, headers = speak(client, tts_model, voice=voice, response_format="pcm", extra_body={"seed": 7})
     expected = reference(synthesizer, voice=voice)
     assert audio == pcm16(expected)
     assert headers.get("transfer-encoding") == "chunked" and headers["content-type"] == "audio/pcm"

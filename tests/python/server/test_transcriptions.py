@@ -67,7 +67,7 @@ def test_text_srt_vtt(client, model, clip, expected):
     assert re.match(r"1\n" + cue.replace("[,.]", ","), srt)
     assert vtt.startswith("WEBVTT\n\n") and re.search(cue.replace("[,.]", r"\."), vtt)
     words = "".join(expected.text.split())
-    assert "".join(re.sub(cue, "", re.sub(r"^\d+$", "", srt, flags=re.M)).split()) == words
+    assert "".join(re.sub(cue, "", re.sub(r"^\d+$", "", srt, flags=re.MULTILINE)).split()) == words
     assert "".join(re.sub(cue, "", vtt.removeprefix("WEBVTT")).split()) == words
 
 

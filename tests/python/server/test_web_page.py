@@ -127,7 +127,9 @@ def test_page_transcribes_the_microphone_and_speaks(browser, server, transcriber
 
     # The speech box: the page plays what the server streams, sample for sample the Synthesizer's.
     text = "Spoken in the browser."
-    browser.eval(f"document.querySelector('#text').value = {json.dumps(text)}; document.querySelector('#speak').click()")
+    browser.eval(
+        f"document.querySelector('#text').value = {json.dumps(text)}; document.querySelector('#speak').click()"
+    )
     browser.wait_for("voxtralPage.speechDone === 1", 60, "the speech to finish")
     heard = samples_of(browser, "voxtralPage.heard")
     frames = int(SPEECH_SECONDS * synthesizer.sample_rate / synthesizer.samples_per_frame)
