@@ -182,7 +182,7 @@ class Transcriber:
                                            1 + latency_ms // 80)  # fmt: skip
         meta = self._runner.metadata
         self.sample_rate: int = meta["sample_rate"]
-        self._token_s = meta["samples_per_token"] / self.sample_rate
+        self._step_s = meta["samples_per_token"] / self.sample_rate
         self._word_token = self._special_id("[STREAMING_WORD]")
 
     def _special_id(self, name: str) -> int | None:
@@ -194,6 +194,11 @@ class Transcriber:
     @property
     def delay_ms(self) -> int:
         return self._runner.delay_ms
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Audio per decoder step (0.08 s): a Piece's time_s advances by this much per step."""
+        return self._step_s
 
     @property
     def session_memory_bytes(self) -> int:
@@ -209,12 +214,16 @@ class Transcriber:
         samples = load_audio(audio, sample_rate, self.sample_rate)
         session = self.session()
         session.feed(samples)
-        pieces = session.drain() + session.flush()
+        return self.transcript(session.drain() + session.flush())
+
+    def transcript(self, pieces: list[Piece]) -> Transcript:
+        """A Transcript (text, timed words, tokens) from a session's pieces, in order: what
+        transcribe() returns, for callers that ran the session themselves."""
         return Transcript(
             text="".join(p.text for p in pieces),
-            words=words_from_pieces(pieces, self._token_s, self._word_token),
+            words=words_from_pieces(pieces, self._step_s, self._word_token),
             tokens=[p.token_id for p in pieces if p.token_id >= 0],
-            pieces=pieces,
+            pieces=list(pieces),
         )
 
     def stream(self, chunks: Iterable, sample_rate: int | None = None) -> Iterator[str]:

@@ -65,6 +65,7 @@ def test_streaming_in_any_chunking_equals_offline(transcriber, clip_audio, offli
     pieces += session.flush()
     assert [p.token_id for p in pieces if p.token_id >= 0] == expected.tokens
     assert "".join(p.text for p in pieces) == expected.text
+    assert transcriber.transcript(pieces) == expected  # words and times too
 
 
 def test_stream_generator_yields_the_same_text(transcriber, clip_audio, offline):
@@ -79,11 +80,12 @@ def test_control_token_ids_come_from_the_tokenizer(transcriber):
         transcriber._runner.id_of("[NOPE]")
 
 
-def test_transcript_fields(offline):
+def test_transcript_fields(transcriber, offline):
     assert offline.tokens and all(0 <= t < 131072 for t in offline.tokens)
     steps = [p.step for p in offline.pieces if p.token_id >= 0]
     assert steps == list(range(len(steps)))
     assert offline.pieces[1].time_s == pytest.approx(0.08)
+    assert transcriber.seconds_per_step == pytest.approx(0.08)
 
 
 def test_words_from_pieces_use_spaces_and_word_boundaries():

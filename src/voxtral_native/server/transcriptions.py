@@ -142,7 +142,6 @@ async def create_transcription(
     state = served(request)
     transcriber = state.stt(model)
     _check_options(response_format, stream, timestamp_granularities, prompt, temperature, include)
-    rules = transcripts.TimeRules.of(transcriber)
     audio = await anyio.to_thread.run_sync(_Decoded, file, state.config.max_audio_seconds)
     reservation = state.budget.reserve("stt", transcriber.session_memory_bytes)
     if stream:
@@ -153,15 +152,15 @@ async def create_transcription(
             pieces = [p async for block in _pieces(request, transcriber, audio) for p in block]
         finally:
             audio.close()
-    text = "".join(p.text for p in pieces)
+    transcript = transcriber.transcript(pieces)
     if response_format == "text":
-        return PlainTextResponse(text + "\n")
+        return PlainTextResponse(transcript.text + "\n")
     if response_format == "json":
-        return JSONResponse({"text": text, "usage": transcripts.usage(audio.seconds)})
+        return JSONResponse({"text": transcript.text, "usage": transcripts.usage(audio.seconds)})
     if response_format == "verbose_json":
-        return JSONResponse(transcripts.verbose(text, pieces, rules, audio.seconds, language,
+        return JSONResponse(transcripts.verbose(transcript, transcriber.seconds_per_step, audio.seconds, language,
                                                 set(timestamp_granularities)))  # fmt: skip
-    segs = transcripts.segments(pieces, rules)
+    segs = transcripts.segments(pieces, transcriber.seconds_per_step)
     body = transcripts.srt(segs) if response_format == "srt" else transcripts.vtt(segs)
     return PlainTextResponse(body, media_type="text/vtt" if response_format == "vtt" else "application/x-subrip")
 

@@ -1,42 +1,26 @@
 """A transcription's pieces -> OpenAI's response formats: json, text, verbose_json, srt, vtt.
 
 Times come from the decoder steps (one per 80 ms of audio; a piece's time is the audio time its
-step closes), as `Transcriber.transcribe` gives them for words. Segments are cut at sentence
+step closes), as `Transcriber.transcript` gives them for words. Segments are cut at sentence
 ends and at pauses, so subtitles (srt, vtt) get one line per sentence; their texts concatenated
 are the whole text, untouched.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from voxtral_native.transcriber import Piece, Transcriber, words_from_pieces
+from voxtral_native.transcriber import Piece, Transcript
 
 SENTENCE_END = tuple(".!?…。！？")
 PAUSE_S = 1.0  # a gap this long between text pieces starts a new segment
 
 
-@dataclass(frozen=True)
-class TimeRules:
-    """How a transcriber's steps map to times: the step length and the word-boundary token."""
-
-    token_s: float
-    word_token: int | None
-
-    @classmethod
-    def of(cls, transcriber: Transcriber) -> TimeRules:
-        # Transcriber keeps these private (transcribe() uses them to build words); the server
-        # builds the same words from a session's pieces, so it reads them here, in one place.
-        return cls(transcriber._token_s, transcriber._word_token)
+def words(transcript: Transcript) -> list[dict]:
+    return [{"word": w.text, "start": round(w.start_s, 3), "end": round(w.end_s, 3)} for w in transcript.words]
 
 
-def words(pieces: list[Piece], rules: TimeRules) -> list[dict]:
-    return [{"word": w.text, "start": round(w.start_s, 3), "end": round(w.end_s, 3)}
-            for w in words_from_pieces(pieces, rules.token_s, rules.word_token)]  # fmt: skip
-
-
-def segments(pieces: list[Piece], rules: TimeRules) -> list[dict]:
-    """Runs of text pieces, cut after a sentence end or before a pause of PAUSE_S."""
+def segments(pieces: list[Piece], step_s: float) -> list[dict]:
+    """Runs of text pieces, cut after a sentence end or before a pause of PAUSE_S; a piece
+    spans step_s (the transcriber's seconds_per_step) from its time."""
     out: list[dict] = []
     text, tokens, start, end = "", [], 0.0, 0.0
 
@@ -56,7 +40,7 @@ def segments(pieces: list[Piece], rules: TimeRules) -> list[dict]:
             start = p.time_s
         text += p.text
         tokens.append(p.token_id)
-        end = p.time_s + rules.token_s
+        end = p.time_s + step_s
         if text.rstrip().endswith(SENTENCE_END):
             close()
     close()
@@ -87,14 +71,15 @@ def usage(duration_s: float) -> dict:
     return {"type": "duration", "seconds": round(duration_s, 3)}
 
 
-def verbose(text: str, pieces: list[Piece], rules: TimeRules, duration_s: float, language: str | None,
+def verbose(transcript: Transcript, step_s: float, duration_s: float, language: str | None,
             granularities: set[str]) -> dict:  # fmt: skip
     """OpenAI's verbose_json. Segments carry no avg_logprob, compression_ratio or no_speech_prob:
     the model decodes greedily and computes none of them (made-up numbers would mislead)."""
-    body = {"task": "transcribe", "language": language or "unknown", "duration": round(duration_s, 3), "text": text}
+    body = {"task": "transcribe", "language": language or "unknown", "duration": round(duration_s, 3),
+            "text": transcript.text}
     if "segment" in granularities or not granularities:
-        body["segments"] = segments(pieces, rules)
+        body["segments"] = segments(transcript.pieces, step_s)
     if "word" in granularities:
-        body["words"] = words(pieces, rules)
+        body["words"] = words(transcript)
     body["usage"] = usage(duration_s)
     return body
