@@ -11,6 +11,10 @@
 #   bg-exports: both full-size checkpoints and exports in a background process session (it
 #   outlives the call while the machine stays warm; logs in /tmp/bg), beside the tests;
 #   wait-exports: waits for them (the next call, within the machine's warm time), logs to $OUT
+#   nographs: the stages after it run with VOXTRAL_CUDA_GRAPHS=0 (logs named *_nographs), to
+#   compare captured and uncaptured runs on one machine:
+#     bash benchmarks/gpu_h200.sh stt-bench tts-bench nographs stt-bench tts-bench
+#   The tests run with VOXTRAL_CUDA_GRAPHS=strict: a call that cannot be captured fails them.
 #
 # Every stage first installs what the machine lacks (wheels carried in .whl/: executorch
 # 1.5.1 for libvoxtral's CPU backend, soundfile, soxr, cffi, mistral-common for the Tekken
@@ -23,6 +27,7 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 stages=${*:?stages: tests, stt, tts (one or more)}
+suffix=""  # log name suffix: _nographs after the nographs stage
 
 setup() {
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || return 1
@@ -81,9 +86,12 @@ case $stage in
     for f in /tmp/bg/*.log; do grep -v "^\s*DEBUG" "$f" | tail -n 60 > "$OUT/bg_$(basename "$f")"; done
     for m in stt tts; do echo "$m: rc=$(cat /tmp/bg/$m.rc 2>/dev/null || echo running)"; grep -E "Elapsed|Maximum resident|export:" /tmp/bg/export_$m.log 2>/dev/null; done
     ;;
+  nographs)
+    export VOXTRAL_CUDA_GRAPHS=0; suffix=_nographs
+    ;;
   tests)
-    python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q tests/python/test_gpu.py tests/python/test_aoti_backend.py \
-      2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
+    VOXTRAL_CUDA_GRAPHS=strict python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q -rA \
+      tests/python/test_gpu.py tests/python/test_aoti_backend.py 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
     ;;
   stt|stt-export)
     [ -f /tmp/ckpt/stt-full/params.json ] || timed ckpt_stt python3 -m voxtral_native make-checkpoint stt --size full --seed 1 /tmp/ckpt/stt-full || exit 1
@@ -93,7 +101,7 @@ case $stage in
     kill $sampler; [ $rc = 0 ] || exit 1
     ;;&
   stt|stt-bench)
-    timed bench_stt python3 benchmarks/stt.py /tmp/art/stt-cuda --seconds 20 --steps 100 --streams 1,4,16,64
+    timed bench_stt$suffix python3 benchmarks/stt.py /tmp/art/stt-cuda --seconds 20 --steps 100 --streams 1,4,16,64
     ;;
   tts|tts-export)
     [ -f /tmp/ckpt/tts-full/params.json ] || timed ckpt_tts python3 -m voxtral_native make-checkpoint tts --size full --seed 1 /tmp/ckpt/tts-full || exit 1
@@ -103,7 +111,7 @@ case $stage in
     kill $sampler; [ $rc = 0 ] || exit 1
     ;;&
   tts|tts-bench)
-    timed bench_tts python3 benchmarks/tts.py /tmp/art/tts-cuda --frames 100 --runs 3 --steps 50
+    timed bench_tts$suffix python3 benchmarks/tts.py /tmp/art/tts-cuda --frames 100 --runs 3 --steps 50
     ;;
 esac
 done

@@ -98,4 +98,13 @@ if("aoti" IN_LIST VOXTRAL_BACKENDS_BUILT)
   add_library(voxtral_backend_aoti INTERFACE)
   target_link_libraries(voxtral_backend_aoti INTERFACE torch)
   target_compile_definitions(voxtral_backend_aoti INTERFACE VOXTRAL_BACKEND_AOTI=1)
+  # A CUDA libtorch: the backend also captures CUDA graphs (ATen's CUDAGraph, c10's CUDA
+  # streams: libtorch_cuda and libc10_cuda, linked by name as libtorch's own users do).
+  set(VOXTRAL_AOTI_CUDA OFF)
+  if(TARGET torch_cuda AND TARGET c10_cuda)
+    set(VOXTRAL_AOTI_CUDA ON)
+    target_link_libraries(voxtral_backend_aoti INTERFACE torch_cuda c10_cuda)
+    target_compile_definitions(voxtral_backend_aoti INTERFACE VOXTRAL_AOTI_CUDA=1)
+  endif()
+  message(STATUS "voxtral: aoti backend with CUDA graphs: ${VOXTRAL_AOTI_CUDA}")
 endif()

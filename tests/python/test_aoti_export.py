@@ -96,10 +96,11 @@ def test_aoti_export_refuses_what_it_cannot_run():
 
 
 @pytest.mark.parametrize("t", [1, 3, 4])
-def test_filled_prefix_attention_equals_the_whole_ring_reference(t):
-    """ops.ring_sdpa_filled (the AOTI form: reads slots [0, start_pos + T) until the ring wraps)
-    against ring_sdpa_reference (every slot, masked) before, across and after the wrap."""
-    from voxtral_native.export.ops import ring_sdpa_filled, ring_sdpa_reference
+def test_masked_ring_attention_equals_the_reference(t):
+    """ops.ring_sdpa_masked (the AOTI form: SDPA over every slot, masked by position, static
+    shapes) against ring_sdpa_reference before, across and after the wrap, and with the
+    window cutting off slots that still hold keys."""
+    from voxtral_native.export.ops import ring_sdpa_masked, ring_sdpa_reference
 
     g = torch.Generator().manual_seed(t)
     window, slots = 6, 6 + 4 - 1
@@ -107,7 +108,7 @@ def test_filled_prefix_attention_equals_the_whole_ring_reference(t):
     for start in (0, 1, 5, slots - t, slots - 1, slots, 2 * slots + 3):
         q = torch.randn(1, t, 4, 8, generator=g)
         pos = torch.tensor([start])
-        got, want = ring_sdpa_filled(q, k, v, pos, window), ring_sdpa_reference(q, k, v, pos, window)
+        got, want = ring_sdpa_masked(q, k, v, pos, window), ring_sdpa_reference(q, k, v, pos, window)
         assert (got - want).abs().max() < 1e-5, start
 
 

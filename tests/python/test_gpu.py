@@ -9,11 +9,14 @@ VOXTRAL_BACKENDS="xnnpack;aoti" against the CUDA torch) and by PyTorch's own pac
   - bf16 staging end to end: a bf16 export with bf16 program edges (lm_input_is_bf16 = 1,
     the runner converts its inputs) synthesizes finite, audible audio, bit-exact across runs
     with one seed, and the same text at the same seed twice gives the same samples;
+  - CUDA graphs (VOXTRAL_CUDA_GRAPHS=strict: every capture must succeed) give the tokens,
+    streamed text and audio samples of uncaptured runs (=0), bit for bit, in a second
+    session of the process too;
   - a process that never imports torch runs a bf16 package (cuDNN convolutions in the
     encoder) and gets the tokens of one that does (libtorch's CUDA libraries are put in the
     global symbol scope by the AOTI backend, as `import torch` would).
 
-Run on the lent machine: python -m pytest -m gpu -n 0 tests/python/test_gpu.py
+Run on the lent machine: VOXTRAL_CUDA_GRAPHS=strict python -m pytest -m gpu -n 0 tests/python/test_gpu.py
 """
 
 from __future__ import annotations
@@ -165,3 +168,46 @@ def test_a_process_without_torch_runs_a_cuda_package(tiny_stt_dir, tmp_path_fact
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, (r.returncode, r.stderr[-2000:])
     assert json.loads(r.stdout.strip().splitlines()[-1]) == want
+
+
+def test_cuda_graphs_replay_what_uncaptured_runs_compute(tiny_stt_dir, tiny_tts_dir, tmp_path_factory, worker_id):
+    """The same requests in two processes, one capturing every repeated call in a CUDA graph
+    (strict: a failed capture is an error, not a fallback) and one never: the same tokens,
+    streamed text and samples, bit for bit. Offline transcription captures several decode
+    shapes (speculative calls of 1 to k positions), streaming the 4-frame encoder call; the
+    second session of a process captures its own graphs over its own state."""
+    import os
+    import subprocess
+    import sys
+
+    stt = _stt(tiny_stt_dir, tmp_path_factory, worker_id, "g-stt-bf16-4w", backend="cuda", dtype="bf16",
+               quant="4w:32", encoder_quant="4w:32")  # fmt: skip
+    tts = _tts(tiny_tts_dir, tmp_path_factory, worker_id, "g-tts-bf16", backend="cuda", dtype="bf16",
+               quant="4w:32", acoustic_quant="4w:32")  # fmt: skip
+    code = f"""
+import hashlib, json, sys
+import soundfile, voxtral_native
+audio, rate = soundfile.read({str(CLIP)!r}, dtype="float32")
+chunks = [audio[i : i + rate // 10] for i in range(0, len(audio), rate // 10)]
+out = []
+for _ in range(2):  # two sessions: each Program captures its own graphs
+    t = voxtral_native.Transcriber({str(stt)!r})
+    out.append(t.transcribe({str(CLIP)!r}).tokens)
+    out.append("".join(t.stream(chunks, sample_rate=rate)))
+    a = voxtral_native.Synthesizer({str(tts)!r}).synthesize({TEXT!r}, seed=3, max_frames=30)
+    out.append(hashlib.sha256(a.tobytes()).hexdigest())
+assert "torch" not in sys.modules
+print(json.dumps(out))
+"""
+
+    def run(graphs: str) -> list:
+        env = dict(os.environ, VOXTRAL_CUDA_GRAPHS=graphs)
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env)
+        assert r.returncode == 0, (graphs, r.returncode, r.stderr[-3000:])
+        assert "without a CUDA graph" not in r.stderr, r.stderr[-3000:]
+        return json.loads(r.stdout.strip().splitlines()[-1])
+
+    captured, uncaptured = run("strict"), run("0")
+    assert captured == uncaptured
+    assert captured[:3] == captured[3:]  # the second session equals the first
+    assert len(captured[0]) > 10

@@ -17,6 +17,19 @@
 // stream changes (KV caches, conv context) is not in the model: it is the state tensors,
 // which each Program allocates for itself, one per name, shared by the methods that name
 // it (the TTS prefill and decode write one LM cache).
+//
+// CUDA graphs (builds against a CUDA libtorch): a step launches hundreds of small kernels,
+// and launching them costs more CPU time than the GPU spends running them. So each Program
+// runs its methods on a stream of its own and, the second time a method is called with the
+// same input shapes, captures that call in a CUDA graph; later calls copy their inputs into
+// the graph's input tensors and replay it (one launch). The graph reads the Program's own
+// state tensors and the loader's weights in place, so it is per Program (per stream of
+// audio) and costs only the activations of one call. Capture needs AOTInductor's
+// single-threaded run (its multi-threaded one records events, which capture forbids), so
+// the loaders are built that way and their uncaptured runs take turns. The environment
+// variable VOXTRAL_CUDA_GRAPHS picks: 1 (default) capture, falling back to uncaptured runs
+// with a warning when a method cannot be captured; 0 never; strict: a failed capture is an
+// error (the GPU tests use it).
 #include <dlfcn.h>
 #include <sys/stat.h>
 
@@ -32,6 +45,15 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
+#if VOXTRAL_AOTI_CUDA
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
+#endif
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include "backends/aoti/zip_directory.h"
 #include "backends/program_impl.h"
@@ -50,6 +72,30 @@ using text::JsonValue;
 // instance costs little and lets two sessions on two threads run one method at once
 // instead of waiting for each other. More callers than instances wait for a free one.
 constexpr size_t kRunnersPerMethod = 2;
+
+// CUDA graphs (see the top of this file): how many shapes one Program captures per package
+// (prefill lengths vary; each captured shape keeps its activations in the graph's pool).
+constexpr size_t kMaxGraphsPerProgram = 16;
+
+enum class GraphMode { kOff, kOn, kStrict };
+
+// VOXTRAL_CUDA_GRAPHS, read once. Off in builds without CUDA.
+GraphMode graph_mode() {
+#if VOXTRAL_AOTI_CUDA
+  static const GraphMode mode = [] {
+    const char* v = std::getenv("VOXTRAL_CUDA_GRAPHS");
+    if (v == nullptr || *v == '\0' || std::strcmp(v, "1") == 0) return GraphMode::kOn;
+    if (std::strcmp(v, "strict") == 0) return GraphMode::kStrict;
+    if (std::strcmp(v, "0") != 0) {
+      std::fprintf(stderr, "voxtral: VOXTRAL_CUDA_GRAPHS='%s' is not 0, 1 or strict; CUDA graphs are off\n", v);
+    }
+    return GraphMode::kOff;
+  }();
+  return mode;
+#else
+  return GraphMode::kOff;
+#endif
+}
 
 Result<at::ScalarType> parse_dtype(std::string_view name, const std::string& where) {
   if (name == "float32") return at::kFloat;
@@ -117,6 +163,10 @@ struct LoadedMethod {
   std::vector<StateSpec> state;
   std::vector<InputSpec> inputs;  // empty when the package does not describe them
   int64_t num_inputs = -1;        // every input, state included (from the call spec); -1 if unknown
+  // A single-threaded loader (for CUDA-graph capture) runs one call at a time: its callers
+  // take turns on this mutex. Replays of captured graphs do not touch the loader.
+  bool single_threaded = false;
+  mutable std::mutex run_mutex;
 };
 
 Result<std::string> metadata_value(const std::unordered_map<std::string, std::string>& metadata, const char* key,
@@ -284,9 +334,10 @@ Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const
   auto loaded = std::make_shared<LoadedMethod>();
   loaded->name = method;
   std::unordered_map<std::string, std::string> metadata;
+  loaded->single_threaded = graph_mode() != GraphMode::kOff;
   try {
     loaded->loader = std::make_unique<torch::inductor::AOTIModelPackageLoader>(
-        path, method, /*run_single_threaded=*/false, kRunnersPerMethod);
+        path, method, loaded->single_threaded, loaded->single_threaded ? 1 : kRunnersPerMethod);
     metadata = loaded->loader->get_metadata();
     auto call_spec = loaded->loader->get_call_spec();
     if (!call_spec.empty()) loaded->num_inputs = count_inputs(call_spec[0]);
@@ -381,6 +432,31 @@ Result<std::vector<std::string>> package_models(const std::string& path) {
   return std::vector<std::string>(names.begin(), names.end());
 }
 
+#if VOXTRAL_AOTI_CUDA
+// One captured call: the graph, the device tensors it reads its inputs from and those it
+// writes its outputs to (declared after the graph, so they are freed before its pool).
+struct CapturedCall {
+  int uncaptured_calls = 0;  // calls with this key run without a graph so far
+  bool failed = false;       // capture failed: always run uncaptured
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+  std::vector<at::Tensor> inputs;
+  std::vector<at::Tensor> outputs;
+};
+
+// A Program's CUDA side: the stream all its work runs on (state, copies, runs, replays) and
+// its captured calls, by method and input dtypes and shapes.
+struct CudaSide {
+  explicit CudaSide(c10::Device device) : stream(c10::cuda::getStreamFromPool(false, device.index())) {}
+  c10::cuda::CUDAStream stream;
+  std::map<std::string, CapturedCall> calls;
+};
+
+// A capture that failed in strict mode (VOXTRAL_CUDA_GRAPHS=strict).
+struct CaptureError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+#endif
+
 class AotiProgram final : public Program::Impl {
  public:
   static Result<std::unique_ptr<Program::Impl>> load(const std::string& path);
@@ -422,6 +498,15 @@ class AotiProgram final : public Program::Impl {
     return &it->second;
   }
   Status check_inputs(const LoadedMethod& m, const std::vector<TensorView>& inputs) const;
+  // Runs m without a graph (the loader's run, on the Program's stream where it has one).
+  std::vector<at::Tensor> run_uncaptured(const LoadedMethod& m, const std::vector<at::Tensor>& host_inputs);
+#if VOXTRAL_AOTI_CUDA
+  // Runs m through its captured graph, capturing it on the second call with these shapes.
+  std::vector<at::Tensor> run_cuda(const LoadedMethod& m, const std::vector<at::Tensor>& host_inputs);
+  // Captures one call of m into c: "" when done, else why it could not be.
+  std::string capture(const LoadedMethod& m, const std::vector<at::Tensor>& host_inputs, CapturedCall& c);
+  std::unique_ptr<CudaSide> cuda_;  // CUDA packages only
+#endif
 
   std::string path_;
   std::map<std::string, std::shared_ptr<LoadedMethod>> methods_;
@@ -481,6 +566,15 @@ Result<std::unique_ptr<Program::Impl>> AotiProgram::load(const std::string& path
     }
   }
   try {
+#if VOXTRAL_AOTI_CUDA
+    // Everything of this Program runs on its own stream, the zeroing of its state included
+    // (the pool's streams do not wait for the default stream).
+    std::optional<c10::cuda::CUDAStreamGuard> on_stream;
+    if (first.device.is_cuda()) {
+      program->cuda_ = std::make_unique<CudaSide>(first.device);
+      on_stream.emplace(program->cuda_->stream);
+    }
+#endif
     for (const auto& [name, spec] : specs) {
       program->state_[name] = at::zeros(spec->shape, at::TensorOptions().dtype(spec->dtype).device(first.device));
     }
@@ -536,17 +630,32 @@ Result<std::vector<TensorView>> AotiProgram::execute(const std::string& method, 
   const LoadedMethod& m = *found->second;
   VOXTRAL_RETURN_IF_ERROR(check_inputs(m, inputs));
   outputs_.clear();  // the previous call's views end here
+#if VOXTRAL_AOTI_CUDA
+  // The copies of the outputs to the host below run (and wait) on this stream too.
+  std::optional<c10::cuda::CUDAStreamGuard> on_stream;
+  if (cuda_) on_stream.emplace(cuda_->stream);
+#endif
   std::vector<at::Tensor> results;
   try {
-    std::vector<at::Tensor> args;
-    args.reserve(inputs.size() + m.state.size());
+    std::vector<at::Tensor> host_inputs;
+    host_inputs.reserve(inputs.size());
     for (const TensorView& in : inputs) {
       // The model only reads its own inputs: the const_cast is for from_blob's signature.
-      at::Tensor t = at::from_blob(const_cast<void*>(in.data), in.shape, at::TensorOptions().dtype(to_scalar_type(in.dtype)));
-      args.push_back(m.device.is_cpu() ? t : t.to(m.device));
+      host_inputs.push_back(
+          at::from_blob(const_cast<void*>(in.data), in.shape, at::TensorOptions().dtype(to_scalar_type(in.dtype))));
     }
-    for (const StateSpec& s : m.state) args.push_back(state_.at(s.name));
-    results = m.loader->run(args);
+#if VOXTRAL_AOTI_CUDA
+    if (cuda_) {
+      results = run_cuda(m, host_inputs);
+    } else
+#endif
+    {
+      results = run_uncaptured(m, host_inputs);
+    }
+#if VOXTRAL_AOTI_CUDA
+  } catch (const CaptureError& e) {
+    return Status(ErrorCode::kInternal, "running '" + method + "' of '" + path_ + "': " + e.what());
+#endif
   } catch (const c10::OutOfMemoryError& e) {
     return Status(ErrorCode::kInternal, "running '" + method + "' of '" + path_ + "' ran out of memory: " + what_of(e));
   } catch (const std::exception& e) {
@@ -590,6 +699,88 @@ Result<std::vector<TensorView>> AotiProgram::execute(const std::string& method, 
   }
   return views;
 }
+
+std::vector<at::Tensor> AotiProgram::run_uncaptured(const LoadedMethod& m, const std::vector<at::Tensor>& host_inputs) {
+  std::vector<at::Tensor> args;
+  args.reserve(host_inputs.size() + m.state.size());
+  for (const at::Tensor& t : host_inputs) args.push_back(m.device.is_cpu() ? t : t.to(m.device));
+  for (const StateSpec& s : m.state) args.push_back(state_.at(s.name));
+  void* stream = nullptr;  // the current stream
+#if VOXTRAL_AOTI_CUDA
+  if (cuda_) stream = cuda_->stream.stream();
+#endif
+  std::unique_lock<std::mutex> lock(m.run_mutex, std::defer_lock);
+  if (m.single_threaded) lock.lock();
+  return m.loader->run(args, stream);
+}
+
+#if VOXTRAL_AOTI_CUDA
+std::vector<at::Tensor> AotiProgram::run_cuda(const LoadedMethod& m, const std::vector<at::Tensor>& host_inputs) {
+  if (graph_mode() == GraphMode::kOff) return run_uncaptured(m, host_inputs);
+  std::string key = m.name;
+  for (const at::Tensor& t : host_inputs) {
+    key += '|';
+    key += scalar_type_name(t.scalar_type());
+    for (int64_t d : t.sizes()) key += ' ' + std::to_string(d);
+  }
+  auto it = cuda_->calls.find(key);
+  if (it == cuda_->calls.end()) {
+    if (cuda_->calls.size() >= kMaxGraphsPerProgram) return run_uncaptured(m, host_inputs);
+    it = cuda_->calls.try_emplace(key).first;
+  }
+  CapturedCall& c = it->second;
+  if (c.graph) {
+    for (size_t i = 0; i < host_inputs.size(); ++i) c.inputs[i].copy_(host_inputs[i]);
+  } else {
+    // The first call runs uncaptured: it builds what a run creates once (cuBLAS and cuDNN
+    // handles and plans, the workspace of this stream), which a capture cannot.
+    if (c.failed || ++c.uncaptured_calls < 2) return run_uncaptured(m, host_inputs);
+    const std::string error = capture(m, host_inputs, c);
+    if (!error.empty()) {
+      c.failed = true;
+      if (graph_mode() == GraphMode::kStrict) throw CaptureError("cannot capture it in a CUDA graph: " + error);
+      std::fprintf(stderr, "voxtral: '%s' of '%s' runs without a CUDA graph: %s\n", m.name.c_str(), path_.c_str(),
+                   error.c_str());
+      return run_uncaptured(m, host_inputs);
+    }
+  }
+  c.graph->replay();  // a capture records the call without running it: the replay runs it
+  return c.outputs;
+}
+
+std::string AotiProgram::capture(const LoadedMethod& m, const std::vector<at::Tensor>& host_inputs, CapturedCall& c) {
+  c.inputs.clear();
+  for (const at::Tensor& t : host_inputs) c.inputs.push_back(t.to(m.device));  // before the capture: not in its pool
+  std::vector<at::Tensor> args = c.inputs;
+  for (const StateSpec& s : m.state) args.push_back(state_.at(s.name));
+  auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  std::vector<at::Tensor> outputs;
+  std::string error;
+  {
+    std::lock_guard<std::mutex> lock(m.run_mutex);  // graphs on: the loader is single-threaded
+    try {
+      // Thread-local: sessions on other threads keep running (and allocating) meanwhile.
+      graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+      try {
+        outputs = m.loader->run(args, cuda_->stream.stream());
+      } catch (const std::exception& e) {
+        error = what_of(e);
+      }
+      graph->capture_end();  // also after a failed run: ends the stream's capture
+    } catch (const std::exception& e) {
+      if (error.empty()) error = what_of(e);
+    }
+  }
+  if (!error.empty()) {
+    (void)cudaGetLastError();  // the failed capture's error must not surface in a later call
+    c.inputs.clear();
+    return error;
+  }
+  c.outputs = std::move(outputs);
+  c.graph = std::move(graph);
+  return "";
+}
+#endif
 
 }  // namespace
 
