@@ -15,6 +15,8 @@
 #   compare captured and uncaptured runs on one machine:
 #     bash benchmarks/gpu_h200.sh stt-bench tts-bench nographs stt-bench tts-bench
 #   The tests run with VOXTRAL_CUDA_GRAPHS=strict: a call that cannot be captured fails them.
+#   graphs-test: only the CUDA-graph and bf16 parity tests, bounded, for a call that also
+#   exports and benchmarks: bash benchmarks/gpu_h200.sh bg-exports graphs-test wait-exports stt-bench tts-bench
 #
 # Every stage first installs what the machine lacks (wheels carried in .whl/: executorch
 # 1.5.1 for libvoxtral's CPU backend, soundfile, soxr, cffi, mistral-common for the Tekken
@@ -88,6 +90,10 @@ case $stage in
     ;;
   nographs)
     export VOXTRAL_CUDA_GRAPHS=0; suffix=_nographs
+    ;;
+  graphs-test)  # the captured-vs-uncaptured test and the bf16 parity one alone, at most 270 s (beside bg-exports)
+    VOXTRAL_CUDA_GRAPHS=strict timeout 270 python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q -rA \
+      -k "cuda_graphs or bf16_int4_package" tests/python/test_gpu.py 2>&1 | tee "$OUT/gpu_tests_graphs.log" | tail -n 25
     ;;
   tests)
     VOXTRAL_CUDA_GRAPHS=strict python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q -rA \

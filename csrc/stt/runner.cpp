@@ -14,7 +14,9 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
   VOXTRAL_ASSIGN_OR_RETURN(Artifact artifact, read_artifact(model_dir, "stt"));
   auto impl = std::make_unique<Impl>();
   VOXTRAL_ASSIGN_OR_RETURN(impl->program_path, artifact.file("program"));
-  VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path));
+  ProgramOptions resident;
+  resident.allocate_state = false;  // the runner's own: weights and constants only
+  VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path, resident));
   VOXTRAL_ASSIGN_OR_RETURN(impl->metadata, stt::read_metadata(*program));
   for (const char* method : {"encode", "decode"}) {
     VOXTRAL_ASSIGN_OR_RETURN(int64_t bytes, program->planned_memory_bytes(method));
@@ -64,6 +66,7 @@ Result<std::shared_ptr<SttRunner>> SttRunner::load(const std::string& model_dir,
                                                    "prefills at most " +
                                                    std::to_string(impl->metadata.max_decoder_tokens));
   }
+  impl->resident = std::move(program);
   return std::shared_ptr<SttRunner>(new SttRunner(std::move(impl)));
 }
 

@@ -12,6 +12,9 @@ namespace voxtral {
 
 struct SttRunner::Impl {
   std::string program_path;
+  // Loaded without state, kept while the runner lives: the weights stay loaded between
+  // sessions (ProgramOptions::allocate_state).
+  std::unique_ptr<Program> resident;
   SttMetadata metadata;
   std::unique_ptr<Tokenizer> tokenizer;
   int bos_id = 0;

@@ -100,6 +100,7 @@ Result<std::shared_ptr<TtsRunner>> TtsRunner::load(const std::string& model_dir)
   VOXTRAL_ASSIGN_OR_RETURN(impl->program_path, artifact.file("program"));
   ProgramOptions options;
   options.share_memory_arenas = true;  // prefill and decode write one KV cache
+  options.allocate_state = false;      // the runner's own: weights and constants only
   VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path, options));
   VOXTRAL_ASSIGN_OR_RETURN(impl->metadata, tts::read_metadata(*program));
   // Methods share one arena: a session holds the largest method's plan (the KV cache among it).
@@ -128,6 +129,7 @@ Result<std::shared_ptr<TtsRunner>> TtsRunner::load(const std::string& model_dir)
     *id = *found;
   }
   VOXTRAL_RETURN_IF_ERROR(read_voices(artifact, impl->metadata.dim, impl->metadata.max_prompt_tokens, impl->voices));
+  impl->resident = std::move(program);
   return std::shared_ptr<TtsRunner>(new TtsRunner(std::move(impl)));
 }
 

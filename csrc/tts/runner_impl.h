@@ -31,6 +31,9 @@ struct TtsVoices {
 
 struct TtsRunner::Impl {
   std::string program_path;
+  // Loaded without state, kept while the runner lives: the weights stay loaded between
+  // sessions (ProgramOptions::allocate_state).
+  std::unique_ptr<Program> resident;
   TtsMetadata metadata;
   std::unique_ptr<Tokenizer> tokenizer;
   // control tokens of the prompt, looked up by name

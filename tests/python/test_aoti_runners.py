@@ -42,6 +42,23 @@ def test_stt_session_on_aoti_gives_the_executorch_text(aoti_build, tiny_stt_aoti
     assert run(exe, tiny_stt_artifact, CLIP).stdout.strip() == expected.strip()
 
 
+def test_a_runner_keeps_the_weights_loaded_between_sessions(aoti_build, tiny_stt_aoti_artifact):  # noqa: F811
+    """Three files, one session each, one after another: each model of the package loads once
+    (the runner's stateless Program holds them), not once per session (a package's models go
+    with the last Program using them; a GPU session would reload seconds of weights)."""
+    import os
+
+    exe = aoti_build / "csrc" / "voxtral-transcribe"
+    r = subprocess.run([str(exe), str(tiny_stt_aoti_artifact), CLIP, CLIP, CLIP], capture_output=True, text=True,
+                       timeout=600, env={**os.environ, "VOXTRAL_VERBOSE": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-3000:]
+    texts = [line.strip() for line in r.stdout.strip().splitlines()]
+    assert len(texts) == 3 and texts[0] and len(set(texts)) == 1
+    loads = [line for line in r.stderr.splitlines() if line.startswith("voxtral: loaded method ")]
+    for method in ("encode", "decode"):
+        assert sum(f"'{method}'" in line for line in loads) == 1, loads
+
+
 def test_tts_session_on_aoti_gives_the_executorch_codes(aoti_build, tiny_tts_aoti_artifact, tiny_tts_artifact,  # noqa: F811
                                                         tmp_path):  # fmt: skip
     """Same codes, frame by frame: the audio agrees to float rounding (a single different

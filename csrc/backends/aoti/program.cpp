@@ -13,7 +13,9 @@
 //
 // Weights once, state per Program. A loader holds its model's weights (on the GPU, the
 // expensive part), so loaders are shared process-wide: every Program of one package reuses
-// them through a cache of weak references, and the last Program to go frees them. What a
+// them through a cache of weak references, and the last Program to go frees them (the
+// runners keep a stateless one, ProgramOptions::allocate_state, so that sessions one after
+// another do not load the weights again; VOXTRAL_VERBOSE=1 logs each load). What a
 // stream changes (KV caches, conv context) is not in the model: it is the state tensors,
 // which each Program allocates for itself, one per name, shared by the methods that name
 // it (the TTS prefill and decode write one LM cache).
@@ -34,6 +36,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -328,8 +331,19 @@ void put_libstdcxx_in_global_scope() {
 }
 
 // Loads one method's model and reads its metadata. Every libtorch exception becomes a Status.
+// VOXTRAL_VERBOSE=1: one line on stderr per model loaded (which, from where, how long), to
+// see when and how often weights are loaded.
+bool verbose() {
+  static const bool on = [] {
+    const char* v = std::getenv("VOXTRAL_VERBOSE");
+    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const std::string& method) {
   put_libstdcxx_in_global_scope();
+  const auto started = std::chrono::steady_clock::now();
   const std::string where = "method '" + method + "' of '" + path + "'";
   auto loaded = std::make_shared<LoadedMethod>();
   loaded->name = method;
@@ -365,6 +379,10 @@ Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const
     loaded->device = c10::Device(device == metadata.end() || device->second.empty() ? "cpu" : device->second);
   } catch (const std::exception& e) {
     return Status(ErrorCode::kInvalidProgram, where + " names an unknown device: " + what_of(e));
+  }
+  if (verbose()) {
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "voxtral: loaded %s for %s in %.2f s\n", where.c_str(), loaded->device.str().c_str(), seconds);
   }
   return loaded;
 }
@@ -459,7 +477,7 @@ struct CaptureError : std::runtime_error {
 
 class AotiProgram final : public Program::Impl {
  public:
-  static Result<std::unique_ptr<Program::Impl>> load(const std::string& path);
+  static Result<std::unique_ptr<Program::Impl>> load(const std::string& path, bool allocate_state);
 
   const std::string& path() const override { return path_; }
   const std::vector<std::string>& method_names() const override { return names_; }
@@ -512,13 +530,15 @@ class AotiProgram final : public Program::Impl {
   std::map<std::string, std::shared_ptr<LoadedMethod>> methods_;
   std::map<std::string, Constant> constants_;
   std::vector<std::string> names_;          // methods and constants, sorted
+  bool has_state_ = true;                    // false: loaded with allocate_state = false
   std::map<std::string, at::Tensor> state_;  // this Program's own, by name
   std::vector<at::Tensor> outputs_;          // the last call's outputs, on the host
 };
 
-Result<std::unique_ptr<Program::Impl>> AotiProgram::load(const std::string& path) {
+Result<std::unique_ptr<Program::Impl>> AotiProgram::load(const std::string& path, bool allocate_state) {
   auto program = std::unique_ptr<AotiProgram>(new AotiProgram());
   program->path_ = path;
+  program->has_state_ = allocate_state;
   VOXTRAL_ASSIGN_OR_RETURN(std::vector<std::string> models, package_models(path));
   for (const std::string& model : models) {
     VOXTRAL_ASSIGN_OR_RETURN(program->methods_[model], MethodCache::instance().get(path, model));
@@ -576,6 +596,7 @@ Result<std::unique_ptr<Program::Impl>> AotiProgram::load(const std::string& path
     }
 #endif
     for (const auto& [name, spec] : specs) {
+      if (!allocate_state) break;
       program->state_[name] = at::zeros(spec->shape, at::TensorOptions().dtype(spec->dtype).device(first.device));
     }
   } catch (const std::exception& e) {
@@ -628,6 +649,10 @@ Result<std::vector<TensorView>> AotiProgram::execute(const std::string& method, 
                                                    "' is a constant; read it with constant_int or constant_double");
   }
   const LoadedMethod& m = *found->second;
+  if (!has_state_ && !m.state.empty()) {
+    return Status(ErrorCode::kFailedPrecondition, "'" + path_ + "' was loaded without state (allocate_state = false): " +
+                                                      "method '" + method + "' cannot run");
+  }
   VOXTRAL_RETURN_IF_ERROR(check_inputs(m, inputs));
   outputs_.clear();  // the previous call's views end here
 #if VOXTRAL_AOTI_CUDA
@@ -785,8 +810,8 @@ std::string AotiProgram::capture(const LoadedMethod& m, const std::vector<at::Te
 }  // namespace
 
 Result<std::unique_ptr<Program::Impl>> load_aoti(const std::string& path, const ProgramOptions& options) {
-  (void)options;  // share_memory_arenas: state is shared by name already
-  return AotiProgram::load(path);
+  // share_memory_arenas is not needed: state is shared by name already
+  return AotiProgram::load(path, options.allocate_state);
 }
 
 }  // namespace voxtral::backend

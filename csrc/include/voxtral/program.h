@@ -14,7 +14,8 @@
 // program, so each stream gets its own Program. The weights are loaded once whichever
 // the backend: .pte files are memory-mapped (shared by the OS page cache), and the models
 // of a .pt2 package are loaded once per process and shared by its Programs, each of which
-// owns only its state tensors.
+// owns only its state tensors (they stay loaded while any Program of the package lives:
+// the runners keep one without state, ProgramOptions::allocate_state).
 #pragma once
 
 #include <cstdint>
@@ -77,6 +78,13 @@ struct ProgramOptions {
   // KV cache). An output is then valid only until the next call of any method.
   // AOTInductor packages ignore it: their state tensors are shared by name already.
   bool share_memory_arenas = false;
+  // false: a Program that holds the loaded weights and answers constants and planned sizes,
+  // but owns no state, so its stateful methods cannot run (FailedPrecondition). The runners
+  // keep one for their lifetime: a package's models are freed with the last Program using
+  // them, so without it sessions run one after another would each load the weights again
+  // (2.6 s for the TTS package on an H100). ExecuTorch programs load methods when first run
+  // and keep their weights in the page cache: there it changes nothing.
+  bool allocate_state = true;
 };
 
 class VOXTRAL_API Program {

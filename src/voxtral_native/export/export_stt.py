@@ -21,7 +21,6 @@ tensors each session owns, export/aoti.py).
 
 from __future__ import annotations
 
-import contextlib
 
 import gc
 import shutil
@@ -172,24 +171,12 @@ def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, ou
         device = AOTI_DEVICES[backend]
         for spec in specs.values():  # the model is on the device already (export_stt / export_tts)
             spec.args = tuple(a.to(device) for a in spec.args)
-        with ops.decomposed(), _attention_kernels(device):
+        with ops.decomposed():
             programs, state = export_with_state(specs)
             path = out_dir / AOTI_PROGRAM_FILE
             return path, package_methods(programs, metadata, state, path)
     path = out_dir / PROGRAM_FILE
     return path, lower(export_methods(specs), metadata, backend, path, share_mutable_buffers)
-
-
-def _attention_kernels(device: str):
-    """On CUDA, attention compiles to PyTorch's memory-efficient kernel (masks of any shape,
-    no per-shape setup), or the math form where that kernel cannot take the inputs; never to
-    cuDNN's, which builds an execution plan for every new shape (tens of ms: each new prompt
-    length would pay it) and is the default pick on Hopper. Elsewhere: the default."""
-    if device != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH])
 
 
 def _memory_planning_pass(share_mutable_buffers: bool = False):
