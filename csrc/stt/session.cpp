@@ -18,7 +18,7 @@ namespace voxtral {
 
 struct SttSession::Impl {
   std::shared_ptr<const SttRunner> runner;
-  const SttRunner::Impl* r = nullptr;  // runner->impl_, immutable
+  const SttRunner::Impl* r = nullptr;  // runner->impl_, immutable but for its idle Program
   std::unique_ptr<Program> program;
   std::unique_ptr<LogMel> mel;
   StreamDecoder text;
@@ -34,6 +34,7 @@ struct SttSession::Impl {
   std::atomic<int64_t> samples{0};  // real samples fed (samples_fed() from any thread)
   bool started = false;
   bool flushed = false;
+  bool program_failed = false;  // a call into the program failed: not reused (idle_program.h)
   const float delay = 0.f;
   std::atomic<bool> busy{false};  // inside feed() or flush(): a second caller gets an error
   std::mutex pieces_mutex;        // drain() may run beside feed() (one thread feeds, one reads)
@@ -172,11 +173,17 @@ struct SttSession::Impl {
 };
 
 SttSession::SttSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-SttSession::~SttSession() = default;
+SttSession::~SttSession() {
+  // The Program goes back to the runner for the next session (runtime/idle_program.h).
+  if (impl_ && impl_->program && !impl_->program_failed) impl_->r->idle.put(std::move(impl_->program));
+}
 
 Result<std::unique_ptr<SttSession>> SttRunner::new_session() const {
   auto impl = std::make_unique<SttSession::Impl>(shared_from_this(), impl_.get());
-  VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path));
+  impl->program = impl_->idle.take();
+  if (!impl->program) {
+    VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path));
+  }
   const SttMetadata& m = impl_->metadata;
   LogMelConfig config;
   config.sample_rate = m.sample_rate;
@@ -203,8 +210,10 @@ Status SttSession::feed(const float* samples, size_t n) {
   VOXTRAL_RETURN_IF_ERROR(s.start());
   VOXTRAL_RETURN_IF_ERROR(s.mel->feed(samples, n));
   s.samples += static_cast<int64_t>(n);
-  VOXTRAL_RETURN_IF_ERROR(s.encode_ready());
-  return s.decode_ready();
+  Status status = s.encode_ready();
+  if (status.ok()) status = s.decode_ready();
+  if (!status.ok()) s.program_failed = true;
+  return status;
 }
 
 std::vector<TextPiece> SttSession::drain() {
@@ -226,8 +235,12 @@ Status SttSession::flush() {
   const int64_t to_whole = (spt - s.samples % spt) % spt;
   VOXTRAL_RETURN_IF_ERROR(s.feed_zeros(to_whole + (s.r->delay_tokens + s.r->metadata.n_right_pad_tokens) * spt));
   VOXTRAL_RETURN_IF_ERROR(s.mel->finish());
-  VOXTRAL_RETURN_IF_ERROR(s.encode_ready(/*all=*/true));
-  VOXTRAL_RETURN_IF_ERROR(s.decode_ready());
+  Status status = s.encode_ready(/*all=*/true);
+  if (status.ok()) status = s.decode_ready();
+  if (!status.ok()) {
+    s.program_failed = true;
+    return status;
+  }
   std::string tail = s.text.flush();
   std::lock_guard<std::mutex> lock(s.pieces_mutex);
   if (!tail.empty()) s.pieces.push_back(TextPiece{std::move(tail), -1, s.steps, static_cast<double>(s.steps) * spt / s.r->metadata.sample_rate});

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/idle_program.h"
 #include "voxtral/program.h"
 #include "voxtral/tokenizer.h"
 #include "voxtral/tts.h"
@@ -34,6 +35,7 @@ struct TtsRunner::Impl {
   // Loaded without state, kept while the runner lives: the weights stay loaded between
   // sessions (ProgramOptions::allocate_state).
   std::unique_ptr<Program> resident;
+  mutable IdleProgram idle;  // the last closed session's Program (runtime/idle_program.h)
   TtsMetadata metadata;
   std::unique_ptr<Tokenizer> tokenizer;
   // control tokens of the prompt, looked up by name

@@ -54,7 +54,7 @@ Result<int64_t> read_code(const TensorView& view, const char* what) {
 
 struct TtsSession::Impl {
   std::shared_ptr<const TtsRunner> runner;
-  const TtsRunner::Impl* r = nullptr;  // runner->impl_, immutable
+  const TtsRunner::Impl* r = nullptr;  // runner->impl_, immutable but for its idle Program
   const TtsMetadata& m;
   std::unique_ptr<Program> program;
   TtsRequest request;
@@ -281,7 +281,10 @@ std::vector<float> tts_noise(uint64_t seed, size_t n) {
 }
 
 TtsSession::TtsSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-TtsSession::~TtsSession() = default;
+TtsSession::~TtsSession() {
+  // The Program goes back to the runner for the next session (runtime/idle_program.h).
+  if (impl_ && impl_->program && impl_->failure.ok()) impl_->r->idle.put(std::move(impl_->program));
+}
 
 Result<std::unique_ptr<TtsSession>> TtsRunner::new_session(const TtsRequest& request) const {
   if (request.max_frames < 0) return Status(ErrorCode::kInvalidArgument, "max_frames must be positive (0 = no limit)");
@@ -297,7 +300,10 @@ Result<std::unique_ptr<TtsSession>> TtsRunner::new_session(const TtsRequest& req
   VOXTRAL_ASSIGN_OR_RETURN(impl->utterances, impl_->split(request.text, *voice));
   ProgramOptions options;
   options.share_memory_arenas = true;  // prefill and decode write one KV cache
-  VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path, options));
+  impl->program = impl_->idle.take();
+  if (!impl->program) {
+    VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path, options));
+  }
   return std::unique_ptr<TtsSession>(new TtsSession(std::move(impl)));
 }
 

@@ -207,6 +207,26 @@ def test_same_seed_same_audio_in_another_process(synth, tiny_tts_artifact):
     assert r.stdout.strip() == hashlib.sha256(audio.tobytes()).hexdigest()
 
 
+def test_requests_one_after_another_reuse_one_program(tiny_tts_artifact):
+    """A closed session's Program serves the next request: three requests in a row load (on
+    XNNPACK: pack) each method once, and the Program reused after a longer request speaks
+    exactly as the fresh one did (its KV cache is not cleared: idle_program.h says why)."""
+    import os
+
+    code = ("import sys, voxtral_native as v; s = v.Synthesizer(sys.argv[1], progress=None); "
+            "first = s.synthesize('Numbers: 1, 2, 3.', seed=5, max_frames=12); "
+            "s.synthesize('A longer request leaves more of the cache written. ' * 4, seed=6, max_frames=60); "
+            "again = s.synthesize('Numbers: 1, 2, 3.', seed=5, max_frames=12); "
+            "print(first.size > 0 and first.tobytes() == again.tobytes())")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code, str(tiny_tts_artifact)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "VOXTRAL_VERBOSE": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "True"
+    loads = [line for line in r.stderr.splitlines() if line.startswith("voxtral: loaded method ")]
+    for method in ("prefill", "decode", "acoustic_step", "codec"):
+        assert sum(f"'{method}'" in line for line in loads) == 1, loads
+
+
 def test_stream_concatenated_is_synthesize(synth):
     text = "It was a bright cold day in April, and the clocks were striking thirteen."
     streamed = list(synth.stream(text, seed=5, max_frames=40))

@@ -139,6 +139,39 @@ def test_extra_sessions_do_not_repeat_the_weights(transcriber, clip_audio):
     assert 0.5 < planned < 12 + 32
 
 
+def test_sessions_one_after_another_reuse_one_program(tiny_stt_artifact, offline):
+    """A closed session's Program serves the next session: transcribe() three times, with a
+    30 s stream between (the encoder's ring wraps; the decoder's holds positions the next
+    stream has not reached), loads (on XNNPACK: packs) each method once, and every
+    transcript has the tokens of a fresh Program (its state is not cleared: idle_program.h)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import json, numpy as np, voxtral_native
+t = voxtral_native.Transcriber({str(tiny_stt_artifact)!r}, progress=None)
+out = [t.transcribe({str(CLIP)!r}).tokens]
+s = t.session()
+rng = np.random.default_rng(0)
+for _ in range(30):
+    s.feed((0.1 * rng.standard_normal(16000)).astype(np.float32))
+    s.drain()
+s.flush()
+del s
+out += [t.transcribe({str(CLIP)!r}).tokens for _ in range(2)]
+print(json.dumps(out))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "VOXTRAL_VERBOSE": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == [offline.tokens] * 3
+    loads = [line for line in r.stderr.splitlines() if line.startswith("voxtral: loaded method ")]
+    for method in ("encode", "decode"):
+        assert sum(f"'{method}'" in line for line in loads) == 1, loads
+
+
 def test_other_rates_dtypes_and_channels_are_converted(transcriber, clip_audio):
     import soxr
 

@@ -60,6 +60,7 @@
 
 #include "backends/aoti/zip_directory.h"
 #include "backends/program_impl.h"
+#include "runtime/verbose.h"
 #include "text/json.h"
 
 namespace voxtral::backend {
@@ -331,16 +332,6 @@ void put_libstdcxx_in_global_scope() {
 }
 
 // Loads one method's model and reads its metadata. Every libtorch exception becomes a Status.
-// VOXTRAL_VERBOSE=1: one line on stderr per model loaded (which, from where, how long), to
-// see when and how often weights are loaded.
-bool verbose() {
-  static const bool on = [] {
-    const char* v = std::getenv("VOXTRAL_VERBOSE");
-    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-  }();
-  return on;
-}
-
 Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const std::string& method) {
   put_libstdcxx_in_global_scope();
   const auto started = std::chrono::steady_clock::now();

@@ -1,6 +1,7 @@
 // The ExecuTorch backend of Program: .pte programs through ExecuTorch's Module API. The only
 // file (with the op kernels beside it) that sees ExecuTorch's headers.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <limits>
 
@@ -10,6 +11,7 @@
 #include <executorch/runtime/backend/options.h>
 
 #include "backends/program_impl.h"
+#include "runtime/verbose.h"
 
 namespace voxtral::backend {
 
@@ -124,6 +126,18 @@ Result<std::vector<EValue>> ExecuTorchProgram::run_method(const std::string& met
     return Status(ErrorCode::kInvalidArgument, "method '" + method + "' of '" + path_ + "' takes " +
                                                    std::to_string(meta->num_inputs()) + " inputs, got " +
                                                    std::to_string(inputs.size()));
+  }
+  if (!module_->is_method_loaded(method)) {
+    // Loading a method is where XNNPACK packs its weights: the slow part of a first call.
+    const auto started = std::chrono::steady_clock::now();
+    if (Error e = module_->load_method(method); e != Error::Ok) {
+      return from_executorch(e, "cannot load method '" + method + "' of '" + path_ + "'");
+    }
+    if (verbose() && !inputs.empty()) {  // constants (methods without inputs) are not worth a line
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      std::fprintf(stderr, "voxtral: loaded method '%s' of '%s' for cpu in %.2f s\n", method.c_str(), path_.c_str(),
+                   seconds);
+    }
   }
   auto out = module_->execute(method, inputs);
   if (!out.ok()) return from_executorch(out.error(), "running '" + method + "' of '" + path_ + "' failed");

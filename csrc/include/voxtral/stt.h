@@ -98,8 +98,10 @@ class VOXTRAL_API SttRunner : public std::enable_shared_from_this<SttRunner> {
   static Result<std::shared_ptr<SttRunner>> load(const std::string& model_dir, const SttOptions& options = {});
   ~SttRunner();
 
-  // A new stream. Each session maps the program again and owns its state; the weights are
-  // shared (the file through the page cache, XNNPACK's packed copies through its cache).
+  // A new stream. Each session owns a Program (its state); the weights are shared (the file
+  // through the page cache, XNNPACK's packed copies through its cache). A closed session's
+  // Program is kept for the next one, so sessions one after another do not load and pack
+  // the weights again.
   Result<std::unique_ptr<SttSession>> new_session() const;
 
   // Memory each session plans when it loads its methods: their activations and state (the

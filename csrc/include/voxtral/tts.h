@@ -105,7 +105,8 @@ class VOXTRAL_API TtsRunner : public std::enable_shared_from_this<TtsRunner> {
 
   // A new request. InvalidArgument for an unknown voice (the message lists the voices),
   // empty or whitespace-only text, text that is not UTF-8, max_frames < 0, a temperature
-  // that is negative or not finite, pause_frames < 0.
+  // that is negative or not finite, pause_frames < 0. A closed session's Program (its state,
+  // the weights in their runtime form) is kept for the next session.
   Result<std::unique_ptr<TtsSession>> new_session(const TtsRequest& request) const;
 
   std::vector<std::string> voices() const;  // sorted
