@@ -331,6 +331,11 @@ void put_libstdcxx_in_global_scope() {
 #endif
 }
 
+// Also as soon as libvoxtral loads: torch's own package loader, run in a process that imported
+// voxtral_native first (the GPU tests compare against it), meets the same crash (the H200's
+// test run of 2026-12-06 died in torch's load_package before any package of ours had loaded).
+[[maybe_unused]] const bool kLibstdcxxGlobalAtLoad = (put_libstdcxx_in_global_scope(), true);
+
 // Loads one method's model and reads its metadata. Every libtorch exception becomes a Status.
 Result<std::shared_ptr<LoadedMethod>> load_method(const std::string& path, const std::string& method) {
   put_libstdcxx_in_global_scope();
