@@ -157,7 +157,9 @@ def main() -> None:
         warm.drain()
     warm.flush()
     first_stream_2s = time.perf_counter() - t0
-    del warm
+    # warm stays open until the second session below is measured: closed, its Program would
+    # serve that session (the runner keeps a closed session's Program) and hide what a new
+    # concurrent one costs.
     latencies = []
     t0 = time.perf_counter()
     for i in range(0, len(audio), chunk):
@@ -172,7 +174,7 @@ def main() -> None:
     second.feed(audio[: 2 * rate])
     second.drain()
     second_session_mb = rss_mb() - before_second
-    del second
+    del second, warm
     t0 = time.perf_counter()
     transcriber.transcribe(audio, sample_rate=rate)
     offline = time.perf_counter() - t0
