@@ -48,6 +48,14 @@ def _page(name: str) -> str:
     return resources.files("voxtral_native.server").joinpath("static", name).read_text(encoding="utf-8")
 
 
+def default_budget_bytes(*models) -> int:
+    """Session memory when none is configured: BUDGET_FRACTION of what is available after
+    loading, less one session's memory per model, which its runner keeps in the closed
+    session's Program for the next session (weights stay packed) and is not free for others."""
+    idle = sum(m.session_memory_bytes for m in models if m is not None)
+    return max(0, int(available_memory_bytes() * BUDGET_FRACTION) - idle)
+
+
 def create_app(config: ServerConfig, transcriber=None, synthesizer=None) -> FastAPI:
     """The app, with the models of `config` loaded (or the ones given)."""
     if transcriber is None and config.stt is not None:
@@ -60,7 +68,7 @@ def create_app(config: ServerConfig, transcriber=None, synthesizer=None) -> Fast
         synthesizer = Synthesizer(config.tts, seed=config.default_seed, threads=config.threads)
     if transcriber is None and synthesizer is None:
         raise ValueError("give a speech-to-text model (--stt), a text-to-speech model (--tts) or both")
-    budget_bytes = config.memory_budget_bytes or int(available_memory_bytes() * BUDGET_FRACTION)
+    budget_bytes = config.memory_budget_bytes or default_budget_bytes(transcriber, synthesizer)
     state = Served(
         config=config, budget=SessionBudget(budget_bytes, config.max_sessions), api_key=config.resolved_api_key(),
         transcriber=transcriber, synthesizer=synthesizer,

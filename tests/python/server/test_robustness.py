@@ -301,6 +301,17 @@ def test_malformed_bodies(server):
     openai_error(httpx.delete(server.url + "/v1/models"), 405)
 
 
+def test_the_default_budget_leaves_out_the_programs_the_runners_keep(monkeypatch, transcriber, synthesizer):
+    from voxtral_native.server import app as server_app
+    from voxtral_native.server.config import ServerConfig
+
+    monkeypatch.setattr(server_app, "available_memory_bytes", lambda: 10 * 2**30)
+    state = server_app.create_app(ServerConfig(), transcriber, synthesizer).state.served
+    idle = transcriber.session_memory_bytes + synthesizer.session_memory_bytes
+    assert idle > 0
+    assert state.budget.budget_bytes == int(10 * 2**30 * server_app.BUDGET_FRACTION) - idle
+
+
 def test_past_the_memory_budget_is_503_not_an_oom(make_server, transcriber, synthesizer):
     live = make_server(memory_budget_bytes=transcriber.session_memory_bytes + 1024)
     ws = Plain(live.ws_url)  # holds the one session the budget allows
