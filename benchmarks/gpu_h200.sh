@@ -96,7 +96,8 @@ case $stage in
       -k "cuda_graphs or bf16_int4_package" tests/python/test_gpu.py 2>&1 | tee "$OUT/gpu_tests_graphs.log" | tail -n 25
     ;;
   tests)
-    VOXTRAL_CUDA_GRAPHS=strict python3 -m pytest -m gpu -n 0 -p no:cacheprovider -q -rA \
+    # one xdist worker: a test that crashes its process is reported and the next runs in a new one
+    VOXTRAL_CUDA_GRAPHS=strict python3 -m pytest -m gpu -n 1 -p no:cacheprovider -q -rA --timeout 300 \
       tests/python/test_gpu.py tests/python/test_aoti_backend.py 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
     ;;
   stt|stt-export)

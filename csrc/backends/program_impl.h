@@ -31,6 +31,7 @@ struct Program::Impl {
   virtual Result<int64_t> constant_int(const std::string& name) = 0;
   virtual Result<double> constant_double(const std::string& name) = 0;
   virtual Result<int64_t> planned_memory_bytes(const std::string& method) = 0;
+  virtual Status prepare(const std::string& /*method*/) { return Status::Ok(); }  // loaded already
   virtual Result<std::vector<TensorView>> execute(const std::string& method, const std::vector<TensorView>& inputs) = 0;
 };
 

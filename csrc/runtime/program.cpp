@@ -5,9 +5,11 @@
 #include "voxtral/program.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 
 #include "backends/program_impl.h"
+#include "runtime/profile.h"
 
 namespace voxtral {
 
@@ -101,6 +103,11 @@ Result<double> Program::constant_double(const std::string& name) {
   return impl_->constant_double(name);
 }
 
+Status Program::prepare(const std::string& method) {
+  if (!has_method(method)) return no_method(path(), method);
+  return impl_->prepare(method);
+}
+
 Result<int64_t> Program::planned_memory_bytes(const std::string& method) {
   if (!has_method(method)) return no_method(path(), method);
   return impl_->planned_memory_bytes(method);
@@ -117,7 +124,13 @@ const char* dtype_name(DType dtype) {
 
 Result<std::vector<TensorView>> Program::execute(const std::string& method, const std::vector<TensorView>& inputs) {
   if (!has_method(method)) return no_method(path(), method);
-  return impl_->execute(method, inputs);
+  if (!profiling()) return impl_->execute(method, inputs);
+  const auto start = std::chrono::steady_clock::now();
+  auto result = impl_->execute(method, inputs);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  profile_add(method + " " + (inputs.empty() ? std::string("[]") : backend::shape_string(inputs[0].shape)),
+              took.count());
+  return result;
 }
 
 Result<std::vector<FloatTensor>> Program::run(const std::string& method, const std::vector<FloatTensor>& inputs) {

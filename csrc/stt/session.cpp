@@ -183,6 +183,10 @@ Result<std::unique_ptr<SttSession>> SttRunner::new_session() const {
   impl->program = impl_->idle.take();
   if (!impl->program) {
     VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path));
+    // Loaded here, not at the first feed: a live stream's first chunk would otherwise wait
+    // seconds for them.
+    VOXTRAL_RETURN_IF_ERROR(impl->program->prepare("encode"));
+    VOXTRAL_RETURN_IF_ERROR(impl->program->prepare("decode"));
   }
   const SttMetadata& m = impl_->metadata;
   LogMelConfig config;

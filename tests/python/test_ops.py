@@ -83,11 +83,16 @@ def export_program(module, chunk: int, heads: int, kv_heads: int, d: int, path):
     return path
 
 
-@pytest.mark.parametrize(("window", "chunk"), [(6, 1), (6, 3), (40, 4)])
-def test_cpp_kernel_matches_reference_in_exported_program(window, chunk, tmp_path):
+# The kernel takes keys in blocks of 32 positions and query rows in tiles of 32: windows and
+# streams spanning several blocks, ring laps, several tiles per call and grouped heads.
+@pytest.mark.parametrize(
+    ("window", "chunk", "heads", "kv_heads", "d", "positions"),
+    [(6, 1, 4, 2, 16, 36), (6, 3, 4, 2, 16, 36), (40, 4, 4, 2, 16, 36), (70, 5, 8, 2, 64, 150),
+     (45, 40, 2, 2, 24, 120), (100, 1, 32, 8, 128, 130)],
+)  # fmt: skip
+def test_cpp_kernel_matches_reference_in_exported_program(window, chunk, heads, kv_heads, d, positions, tmp_path):
     from executorch.runtime import Runtime
 
-    heads, kv_heads, d, positions = 4, 2, 16, 36
     pte = export_program(RingAttention(window + chunk - 1, kv_heads, d, window), chunk, heads, kv_heads, d,
                          tmp_path / "ring.pte")
     method = Runtime.get().load_program(str(pte)).load_method("forward")
@@ -95,6 +100,25 @@ def test_cpp_kernel_matches_reference_in_exported_program(window, chunk, tmp_pat
     q, k, v = (torch.randn(1, positions, h, d) for h in (heads, kv_heads, kv_heads))
     got = stream(None, q, k, v, chunk, run=lambda args: method.execute(list(args))[0])
     torch.testing.assert_close(got, windowed_attention(q, k, v, window), atol=1e-5, rtol=1e-5)
+
+
+def test_cpp_kernel_gives_the_same_floats_for_any_chunking(tmp_path):
+    """A query's arithmetic depends on its position alone, not on the call it came in: a
+    stream fed 1, 5 or 32 positions a call gets bit-identical outputs (so batching a live
+    stream under a latency budget cannot change its attention)."""
+    from executorch.runtime import Runtime
+
+    window, heads, kv_heads, d, positions = 60, 4, 2, 32, 160
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(1, positions, h, d) for h in (heads, kv_heads, kv_heads))
+    outs = []
+    for chunk in (1, 5, 32):
+        pte = export_program(RingAttention(window + chunk - 1, kv_heads, d, window), chunk, heads, kv_heads, d,
+                             tmp_path / f"ring{chunk}.pte")
+        method = Runtime.get().load_program(str(pte)).load_method("forward")
+        outs.append(stream(None, q, k, v, chunk, run=lambda args, m=method: m.execute(list(args))[0]))
+    torch.testing.assert_close(outs[0], windowed_attention(q, k, v, window), atol=1e-5, rtol=1e-5)
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
 
     # The same program through libvoxtral's own Program (float inputs only: the int64
     # position input is refused with a clear error rather than misread).

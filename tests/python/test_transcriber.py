@@ -172,6 +172,33 @@ print(json.dumps(out))
         assert sum(f"'{method}'" in line for line in loads) == 1, loads
 
 
+def test_a_new_session_loads_its_methods_before_the_first_feed(tiny_stt_artifact):
+    """session() returns a stream that is ready: the methods load (on XNNPACK: pack or look
+    up their weights, allocate the plan) when it is made, so a live source's first chunk does
+    not wait for them."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, numpy as np, voxtral_native
+t = voxtral_native.Transcriber({str(tiny_stt_artifact)!r}, progress=None)
+s = t.session()
+print("== made", file=sys.stderr, flush=True)
+s.feed(np.zeros(16000, np.float32))
+s.drain()
+print("== fed", file=sys.stderr, flush=True)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "VOXTRAL_VERBOSE": "1"})  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = [line for line in r.stderr.splitlines() if line.startswith(("voxtral: loaded method ", "== "))]
+    made = lines.index("== made")
+    for method in ("encode", "decode"):
+        assert sum(f"'{method}'" in line for line in lines[:made]) == 1, lines
+    assert lines[made:] == ["== made", "== fed"], lines
+
+
 def test_other_rates_dtypes_and_channels_are_converted(transcriber, clip_audio):
     import soxr
 

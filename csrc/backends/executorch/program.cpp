@@ -106,10 +106,13 @@ class ExecuTorchProgram final : public Program::Impl {
     return total;
   }
 
+  Status prepare(const std::string& method) override { return load(method, /*log=*/true); }
   Result<std::vector<TensorView>> execute(const std::string& method, const std::vector<TensorView>& inputs) override;
 
  private:
   Result<std::vector<EValue>> run_method(const std::string& method, const std::vector<EValue>& inputs);
+  // Loads `method` if it is not yet (`log`: say so under VOXTRAL_VERBOSE).
+  Status load(const std::string& method, bool log);
   Status check_input_shapes(const std::string& method, const std::vector<TensorView>& inputs);
   Result<EValue> constant(const std::string& name);
 
@@ -117,6 +120,21 @@ class ExecuTorchProgram final : public Program::Impl {
   std::unique_ptr<Module> module_;
   std::vector<std::string> methods_;  // sorted
 };
+
+Status ExecuTorchProgram::load(const std::string& method, bool log) {
+  if (module_->is_method_loaded(method)) return Status::Ok();
+  // Loading a method is where XNNPACK packs its weights: the slow part of a first call.
+  const auto started = std::chrono::steady_clock::now();
+  if (Error e = module_->load_method(method); e != Error::Ok) {
+    return from_executorch(e, "cannot load method '" + method + "' of '" + path_ + "'");
+  }
+  if (verbose() && log) {  // constants (methods without inputs) are not worth a line
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    std::fprintf(stderr, "voxtral: loaded method '%s' of '%s' for cpu in %.2f s\n", method.c_str(), path_.c_str(),
+                 seconds);
+  }
+  return Status::Ok();
+}
 
 Result<std::vector<EValue>> ExecuTorchProgram::run_method(const std::string& method, const std::vector<EValue>& inputs) {
   // ExecuTorch reuses the previous call's inputs for any not given: refuse that.
@@ -127,18 +145,7 @@ Result<std::vector<EValue>> ExecuTorchProgram::run_method(const std::string& met
                                                    std::to_string(meta->num_inputs()) + " inputs, got " +
                                                    std::to_string(inputs.size()));
   }
-  if (!module_->is_method_loaded(method)) {
-    // Loading a method is where XNNPACK packs its weights: the slow part of a first call.
-    const auto started = std::chrono::steady_clock::now();
-    if (Error e = module_->load_method(method); e != Error::Ok) {
-      return from_executorch(e, "cannot load method '" + method + "' of '" + path_ + "'");
-    }
-    if (verbose() && !inputs.empty()) {  // constants (methods without inputs) are not worth a line
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      std::fprintf(stderr, "voxtral: loaded method '%s' of '%s' for cpu in %.2f s\n", method.c_str(), path_.c_str(),
-                   seconds);
-    }
-  }
+  VOXTRAL_RETURN_IF_ERROR(load(method, /*log=*/!inputs.empty()));
   auto out = module_->execute(method, inputs);
   if (!out.ok()) return from_executorch(out.error(), "running '" + method + "' of '" + path_ + "' failed");
   return std::move(out.get());

@@ -111,6 +111,11 @@ class VOXTRAL_API Program {
   // come from libtorch's allocator per call). NotFound if there is no such method.
   Result<int64_t> planned_memory_bytes(const std::string& method);
 
+  // Loads `method` now rather than at its first call (on XNNPACK, loading a method packs
+  // or looks up its weights and allocates its memory plan: seconds for the full models), so
+  // a session can be made ready before its audio arrives. NotFound if there is no such method.
+  Status prepare(const std::string& method);
+
   // Runs `method` on float32 inputs; returns its outputs as float32 tensors
   // (scalar outputs become shape {}). InvalidArgument when the inputs do not match
   // the method's signature.

@@ -1,6 +1,7 @@
-// Float vector loops shared by the voxtral:: kernels, built for AVX2+FMA as well as the
-// baseline on x86-64 (the loader picks one at run time), so a portable wheel still runs
-// 8-wide where the CPU can.
+// Float vector loops shared by the voxtral:: kernels, built for x86-64-v4 (AVX-512),
+// x86-64-v3 (AVX2 + FMA) and the baseline (the loader picks one at run time), so a portable
+// wheel still runs 8- or 16-wide with fused multiply-adds where the CPU can. (Not
+// "avx2,fma": target_clones reads that as two clones, one with AVX2 and no FMA.)
 #pragma once
 
 #include <cstdint>
@@ -8,7 +9,7 @@
 namespace voxtral::ops {
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define VOXTRAL_MULTIVERSION __attribute__((target_clones("avx2,fma", "default")))
+#define VOXTRAL_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define VOXTRAL_MULTIVERSION
 #endif
