@@ -42,23 +42,28 @@ def load_state_into(
     weights: Path,
     dtype: torch.dtype,
     on_module_loaded: Callable[[str, nn.Module], None] | None = None,
+    uninitialized_state: bool = False,
 ) -> None:
     """Assigns every parameter of `model` (built on the meta device) from `weights`.
 
     Non-persistent buffers (caches, conv state) are created as zeros of `dtype`, or filled
     with the value a module names in its `buffer_fill` (RMSNorm's row of ones).
+    `uninitialized_state`: the state buffers (those without a fill) are allocated and never
+    written, for ExecuTorch exports: tracing reads only their shapes and the runtime plans and
+    zero-fills them, so the pages are never touched and cost no memory (2.2 GB of ring KV
+    caches in a full speech-to-text export). Never for a model that is run eagerly.
     `on_module_loaded(name, module)` runs after each top-level block (e.g. `layers.3`) is
     complete, so callers can quantize it before the next one is read.
     """
     from safetensors import SafetensorError
 
     try:
-        _load_tensors(model, weights, dtype, on_module_loaded)
+        _load_tensors(model, weights, dtype, on_module_loaded, uninitialized_state)
     except SafetensorError as e:  # truncated, corrupt or not a safetensors file at all
         raise CheckpointError(f"{weights} is not a readable safetensors file ({e}); download it again") from None
 
 
-def _load_tensors(model, weights, dtype, on_module_loaded) -> None:
+def _load_tensors(model, weights, dtype, on_module_loaded, uninitialized_state: bool) -> None:
     from safetensors import safe_open
 
     expected = dict(model.named_parameters())
@@ -94,7 +99,7 @@ def _load_tensors(model, weights, dtype, on_module_loaded) -> None:
                     continue
                 tensor = f.get_tensor(full).to(dtype)
                 _set_param(block, local, nn.Parameter(tensor, requires_grad=False))
-        _materialize_buffers(block, dtype)
+        _materialize_buffers(block, dtype, uninitialized_state)
         if on_module_loaded is not None:
             on_module_loaded(block_name, block)
 
@@ -115,12 +120,21 @@ def _set_param(root: nn.Module, dotted: str, value: nn.Parameter) -> None:
     setattr(owner, leaf, value)
 
 
-def _materialize_buffers(module: nn.Module, dtype: torch.dtype) -> None:
+def _uninitialized(shape, dtype: torch.dtype) -> torch.Tensor:
+    """Allocated, never written: the pages stay untouched until the program would write them."""
+    return torch.empty(shape, dtype=dtype)
+
+
+def _materialize_buffers(module: nn.Module, dtype: torch.dtype, uninitialized_state: bool) -> None:
     for owner in module.modules():
         for name, buf in list(owner.named_buffers(recurse=False)):
             if buf is not None and buf.is_meta:
-                fill = getattr(owner, "buffer_fill", {}).get(name, 0.0)
-                owner.register_buffer(name, torch.full(buf.shape, fill, dtype=dtype), persistent=False)
+                fills = getattr(owner, "buffer_fill", {})
+                if uninitialized_state and name not in fills:
+                    value = _uninitialized(buf.shape, dtype)
+                else:
+                    value = torch.full(buf.shape, fills.get(name, 0.0), dtype=dtype)
+                owner.register_buffer(name, value, persistent=False)
 
 
 def load_stt(
@@ -130,8 +144,10 @@ def load_stt(
     max_encoder_tokens: int = 64,
     max_decoder_tokens: int = 64,
     on_module_loaded: Callable[[str, nn.Module], None] | None = None,
+    uninitialized_state: bool = False,
 ) -> VoxtralRealtime:
-    """Voxtral Realtime from a Mistral checkpoint directory, in eval mode, no grads."""
+    """Voxtral Realtime from a Mistral checkpoint directory, in eval mode, no grads.
+    `uninitialized_state`: as in load_state_into (ExecuTorch exports only)."""
     path = check_checkpoint_dir(checkpoint_dir)
     config = SttConfig.from_file(path / "params.json")
     with torch.device("meta"):
@@ -143,5 +159,5 @@ def load_stt(
         if on_module_loaded is not None:
             on_module_loaded(name, block)
 
-    load_state_into(model, path / WEIGHTS_FILE, dtype, after_block)
+    load_state_into(model, path / WEIGHTS_FILE, dtype, after_block, uninitialized_state)
     return model.eval().requires_grad_(False)

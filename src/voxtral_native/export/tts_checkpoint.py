@@ -31,9 +31,11 @@ def load_tts(
     max_positions: int = 4096,
     max_tokens: int = 512,
     on_module_loaded: Callable[[str, nn.Module], None] | None = None,
+    uninitialized_state: bool = False,
 ) -> VoxtralTts:
     """Voxtral TTS from a Mistral checkpoint directory, in eval mode, no grads, weight norm
-    folded. `max_positions` bounds the LM positions (its KV cache), `max_tokens` one LM call."""
+    folded. `max_positions` bounds the LM positions (its KV cache), `max_tokens` one LM call.
+    `uninitialized_state`: as in checkpoint.load_state_into (ExecuTorch exports only)."""
     path = check_checkpoint_dir(checkpoint_dir)
     config = TtsConfig.from_file(path / "params.json")
     with torch.device("meta"):
@@ -54,5 +56,5 @@ def load_tts(
             on_module_loaded(name, block)
 
     # Read in float32 so the codec's weight norm folds in float32; each block is cast once complete.
-    load_state_into(model, path / WEIGHTS_FILE, torch.float32, after_block)
+    load_state_into(model, path / WEIGHTS_FILE, torch.float32, after_block, uninitialized_state)
     return model.eval().requires_grad_(False)
