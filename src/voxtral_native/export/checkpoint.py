@@ -49,9 +49,10 @@ def load_state_into(
     Non-persistent buffers (caches, conv state) are created as zeros of `dtype`, or filled
     with the value a module names in its `buffer_fill` (RMSNorm's row of ones).
     `uninitialized_state`: the state buffers (those without a fill) are allocated and never
-    written, for ExecuTorch exports: tracing reads only their shapes and the runtime plans and
-    zero-fills them, so the pages are never touched and cost no memory (2.2 GB of ring KV
-    caches in a full speech-to-text export). Never for a model that is run eagerly.
+    written, for ExecuTorch exports: tracing and lowering read only their shapes, the runtime
+    plans its own, and the programs never read state they have not written (a test fills it
+    with NaN); so the pages are never touched and cost no memory (2.2 GB of ring KV caches in
+    a full speech-to-text export). Never for a model that is run eagerly.
     `on_module_loaded(name, module)` runs after each top-level block (e.g. `layers.3`) is
     complete, so callers can quantize it before the next one is read.
     """

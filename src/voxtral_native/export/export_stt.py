@@ -302,7 +302,7 @@ def export_stt(
         max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens,
         on_module_loaded=quantizer(s["encoder"], s["decoder"], s["embedding"], tinygemm_device=device),
-        uninitialized_state=device is None,  # ExecuTorch plans and zero-fills the caches itself
+        uninitialized_state=device is None,  # ExecuTorch plans the caches itself: never touched here
     )
     if device is not None:
         model.to(device)  # AOTInductor compiles for the device of the traced tensors

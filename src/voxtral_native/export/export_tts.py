@@ -227,7 +227,7 @@ def export_tts(
     model = load_tts(
         checkpoint_dir, dtype=DTYPES[options.dtype], max_positions=options.max_positions,
         max_tokens=options.max_prompt_tokens, on_module_loaded=tts_quantizer(options.schemes, device),
-        uninitialized_state=device is None,  # ExecuTorch plans and zero-fills the caches itself
+        uninitialized_state=device is None,  # ExecuTorch plans the caches itself: never touched here
     )  # fmt: skip
     model.audio_tokenizer.float()  # the codec computes in float32 whatever the LM's dtype
     if device is not None:
