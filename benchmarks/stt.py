@@ -85,14 +85,20 @@ def concurrent_streams(transcriber, audio: np.ndarray, counts: list[int]) -> dic
     """N sessions at once, each streaming the clip in 100 ms chunks from its own thread (fed
     as fast as they go): a count keeps up with real time when the wall time of the whole
     batch is at most the clip's length. Returns wall / audio seconds per count, stopping
-    at the first that falls behind."""
+    at the first that falls behind or whose sessions do not fit (a clear error, reported)."""
     import threading
 
     rate = transcriber.sample_rate
     seconds, chunk = len(audio) / rate, rate // 10
     out = {}
+    from voxtral_native.errors import VoxtralError
+
     for n in counts:
-        sessions = [transcriber.session() for _ in range(n)]
+        try:
+            sessions = [transcriber.session() for _ in range(n)]
+        except VoxtralError as e:  # e.g. GPU memory for n sessions' state: the count does not fit
+            out[f"streams_{n}"] = f"cannot open {n} sessions: {str(e).split('. ')[0]}"
+            break
         barrier = threading.Barrier(n + 1)
 
         errors = []
