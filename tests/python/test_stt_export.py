@@ -327,6 +327,35 @@ def test_tall_linears_quantized_in_row_blocks_equal_the_whole(name, monkeypatch)
     assert torch.equal(blocked(x), reference(x))
 
 
+@pytest.mark.parametrize("name", ["8w", "4w", "4w:64"])
+def test_tall_embedding_tables_quantized_in_row_blocks_equal_the_whole(name, monkeypatch):
+    """The token table (131072 rows) is quantized in row blocks too: the same tensor, bit for
+    bit, as torchao's quantization of the whole table, and the same lookups."""
+    from torch import nn
+    from torchao.quantization import quantize_
+
+    from voxtral_native.export import quantize
+
+    monkeypatch.setattr(quantize, "ROW_BLOCK", 96)
+    scheme = QuantScheme.parse(name, EMBEDDING_SCHEMES)
+    g = torch.Generator().manual_seed(4)
+    weight = 0.05 * torch.randn(300, 128, generator=g)
+    whole, blocked = nn.Embedding(300, 128), nn.Embedding(300, 128)
+    whole.weight.data.copy_(weight)
+    blocked.weight.data.copy_(weight)
+    quantize_(nn.Sequential(whole), scheme.torchao_config(), filter_fn=lambda m, _: isinstance(m, nn.Embedding))
+    holder = nn.Sequential(blocked)
+    assert quantize.quantize_module_(holder, scheme, nn.Embedding) == 1
+    w, got = whole.weight, holder[0].weight
+    assert type(got) is type(w)
+    for field in w.tensor_data_names:
+        assert torch.equal(getattr(got, field), getattr(w, field)), field
+    for field in w.tensor_attribute_names:
+        assert getattr(got, field) == getattr(w, field), field
+    ids = torch.tensor([[0, 95, 96, 191, 192, 299]])
+    assert torch.equal(holder[0](ids), whole(ids))
+
+
 def test_export_rejects_bad_options(tiny_stt_dir, tmp_path):
     with pytest.raises(ValueError, match="unknown quantization scheme 'int3'"):
         SttExportOptions(quant="int3")

@@ -178,32 +178,36 @@ def _replace_weight_only_linears_(module: nn.Module) -> None:
             _replace_weight_only_linears_(child)
 
 
-# Rows quantized at a time in a tall linear. torchao's HQQ scale search holds several float32
-# copies of the weight it quantizes: on the 131072 x 3072 output head that was ~6 GB on top of
-# the model, the full-size export's peak (benchmarks/results/stt_export_full.md). Each group
+# Rows quantized at a time in a tall linear or embedding table. torchao's HQQ scale search
+# holds several float32 copies of the weight it quantizes: on the 131072 x 3072 output head
+# that was ~6 GB on top of the model, the full-size export's peak
+# (benchmarks/results/stt_export_full.md), and the token table the same again. Each group
 # lies within one row, so quantizing blocks of rows gives the same tensors bit for bit
 # (test_stt_export checks it on every scheme).
 ROW_BLOCK = 8192
 
 
-def _quantize_rows_in_blocks_(linear: nn.Linear, scheme: QuantScheme) -> None:
-    """torchao quantization of `linear` ([out, in]), ROW_BLOCK rows at a time, assembled into
-    the one quantized weight torchao would have made of the whole."""
+def _quantize_rows_in_blocks_(layer: nn.Linear | nn.Embedding, scheme: QuantScheme) -> None:
+    """torchao quantization of `layer`'s weight ([out, in] or [num, dim]), ROW_BLOCK rows at
+    a time, assembled into the one quantized weight torchao would have made of the whole."""
     from torchao.quantization import quantize_
 
-    weight = linear.weight.detach()  # [out, in]
+    weight = layer.weight.detach()  # [rows, cols]
     parts = []
     for start in range(0, weight.shape[0], ROW_BLOCK):
         rows = weight[start : start + ROW_BLOCK]
         with torch.device("meta"):
-            block = nn.Sequential(nn.Linear(rows.shape[1], rows.shape[0], bias=False))
+            if isinstance(layer, nn.Embedding):
+                block = nn.Sequential(nn.Embedding(rows.shape[0], rows.shape[1]))
+            else:
+                block = nn.Sequential(nn.Linear(rows.shape[1], rows.shape[0], bias=False))
         block[0].weight = nn.Parameter(rows, requires_grad=False)
-        quantize_(block, scheme.torchao_config())
+        quantize_(block, scheme.torchao_config(), filter_fn=lambda m, _: isinstance(m, type(layer)))
         parts.append(block[0].weight)
     first = parts[0]
     data = [torch.cat([getattr(part, name) for part in parts]) for name in first.tensor_data_names]
     attributes = [getattr(first, name) for name in first.tensor_attribute_names]
-    linear.weight = nn.Parameter(type(first)(*data, *attributes), requires_grad=False)
+    layer.weight = nn.Parameter(type(first)(*data, *attributes), requires_grad=False)
 
 
 def quantize_module_(
@@ -237,8 +241,8 @@ def quantize_module_(
         nonlocal count
         ok = isinstance(m, kind) and (scheme.group_size == 0 or m.weight.shape[-1] % scheme.group_size == 0)
         ok = ok and (names is None or fqn in names)
-        if ok and kind is nn.Linear and m.weight.shape[0] > ROW_BLOCK:
-            _quantize_rows_in_blocks_(m, scheme)  # tall (the output head): bounded temporaries
+        if ok and m.weight.shape[0] > ROW_BLOCK:
+            _quantize_rows_in_blocks_(m, scheme)  # tall (the output head, the token table): bounded temporaries
             count += 1
             return False
         count += ok
