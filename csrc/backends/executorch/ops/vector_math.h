@@ -27,9 +27,4 @@ VOXTRAL_MULTIVERSION static float dot(const float* a, const float* b, int64_t n)
   return sum;
 }
 
-// y += w * x
-VOXTRAL_MULTIVERSION static void add_scaled(float w, const float* x, float* y, int64_t n) {
-  for (int64_t d = 0; d < n; ++d) y[d] += w * x[d];
-}
-
 }  // namespace voxtral::ops
