@@ -1,10 +1,11 @@
 #include "runtime/profile.h"
 
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
+#include <functional>
 #include <map>
 #include <mutex>
+
+#include "runtime/verbose.h"
 
 namespace voxtral {
 
@@ -45,8 +46,7 @@ Table& table() {
 
 bool profiling() {
   static const bool on = [] {
-    const char* v = std::getenv("VOXTRAL_PROFILE");
-    bool enabled = v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+    const bool enabled = env_flag("VOXTRAL_PROFILE");
     if (enabled) table();  // constructed before any caller's statics: printed after their use
     return enabled;
   }();

@@ -7,11 +7,14 @@
 
 namespace voxtral {
 
+// An on/off switch from the environment: set, non-empty and not "0".
+inline bool env_flag(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
+}
+
 inline bool verbose() {
-  static const bool on = [] {
-    const char* v = std::getenv("VOXTRAL_VERBOSE");
-    return v != nullptr && *v != '\0' && std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = env_flag("VOXTRAL_VERBOSE");
   return on;
 }
 

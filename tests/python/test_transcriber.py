@@ -199,6 +199,31 @@ print("== fed", file=sys.stderr, flush=True)
     assert lines[made:] == ["== made", "== fed"], lines
 
 
+def test_voxtral_profile_prints_time_per_method_and_shape(tiny_stt_artifact):
+    """VOXTRAL_PROFILE=1: at exit, one line per method and first-input shape, with its calls;
+    unset, nothing."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    code = f"""
+import voxtral_native
+voxtral_native.Transcriber({str(tiny_stt_artifact)!r}, progress=None).transcribe({str(CLIP)!r})
+"""
+    env = {k: v for k, v in os.environ.items() if k != "VOXTRAL_PROFILE"}
+    on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                        env={**env, "VOXTRAL_PROFILE": "1"})  # fmt: skip
+    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert on.returncode == 0 and off.returncode == 0, on.stderr[-2000:] + off.stderr[-2000:]
+    assert "voxtral profile:" in on.stderr and "voxtral profile:" not in off.stderr
+    rows = re.findall(r"^\s+[\d.]+\s+(\d+)\s+[\d.]+\s+(\w+) (\[[\d, ]*\])$", on.stderr, re.M)
+    methods = {m for _, m, _ in rows}
+    assert {"encode", "decode"} <= methods, on.stderr[-2000:]
+    assert all(int(calls) >= 1 for calls, _, _ in rows)
+    assert any(m == "decode" and shape.startswith("[1, ") for _, m, shape in rows)
+
+
 def test_other_rates_dtypes_and_channels_are_converted(transcriber, clip_audio):
     import soxr
 
