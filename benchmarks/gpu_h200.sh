@@ -98,9 +98,9 @@ case $stage in
       -k "cuda_graphs or bf16_int4_package" tests/python/test_gpu.py 2>&1 | tee "$OUT/gpu_tests_graphs.log" | tail -n 25
     ;;
   tests)
-    # one xdist worker: a test that crashes its process is reported and the next runs in a new one
+    # four xdist workers sharing the tiny exports (made_once): a test that crashes its process is reported and the next runs in a new one
     # bounded to end inside the call's 600 s, with the log kept
-    VOXTRAL_CUDA_GRAPHS=strict timeout $((570 - SECONDS)) python3 -m pytest -m gpu -n 1 -p no:cacheprovider -q -rA --timeout 300 \
+    VOXTRAL_CUDA_GRAPHS=strict timeout $((570 - SECONDS)) python3 -m pytest -m gpu -n 4 -p no:cacheprovider -q -rA --timeout 400 \
       tests/python/test_gpu.py tests/python/test_aoti_backend.py 2>&1 | tee "$OUT/gpu_tests.log" | tail -n 25
     ;;
   stt|stt-export)
