@@ -15,31 +15,41 @@
 
 #include <memory>
 #include <mutex>
+#include <variant>
 
 #include "voxtral/program.h"
 
 namespace voxtral {
 
+// `Tag`: what the next session must know about the kept Program's state (text-to-speech: the
+// voice whose prompt prefix its LM cache holds); nothing for speech-to-text.
+template <typename Tag = std::monostate>
 class IdleProgram {
  public:
-  std::unique_ptr<Program> take() {
+  struct Kept {
+    std::unique_ptr<Program> program;  // null when none is kept
+    Tag tag{};
+  };
+  Kept take() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return std::move(program_);
+    Kept out = std::move(kept_);
+    kept_ = Kept{};
+    return out;
   }
   // Keeps `program` for the next session, or frees it when one is kept already.
-  void put(std::unique_ptr<Program> program) {
+  void put(std::unique_ptr<Program> program, Tag tag = {}) {
     std::unique_ptr<Program> extra;
     std::lock_guard<std::mutex> lock(mutex_);
-    if (program_) {
+    if (kept_.program) {
       extra = std::move(program);  // freed after the lock is released
     } else {
-      program_ = std::move(program);
+      kept_ = Kept{std::move(program), tag};
     }
   }
 
  private:
   std::mutex mutex_;
-  std::unique_ptr<Program> program_;
+  Kept kept_;
 };
 
 }  // namespace voxtral

@@ -16,7 +16,7 @@ struct SttRunner::Impl {
   // Loaded without state, kept while the runner lives: the weights stay loaded between
   // sessions (ProgramOptions::allocate_state).
   std::unique_ptr<Program> resident;
-  mutable IdleProgram idle;  // the last closed session's Program (runtime/idle_program.h)
+  mutable IdleProgram<> idle;  // the last closed session's Program (runtime/idle_program.h)
   SttMetadata metadata;
   std::unique_ptr<Tokenizer> tokenizer;
   int bos_id = 0;

@@ -180,7 +180,7 @@ SttSession::~SttSession() {
 
 Result<std::unique_ptr<SttSession>> SttRunner::new_session() const {
   auto impl = std::make_unique<SttSession::Impl>(shared_from_this(), impl_.get());
-  impl->program = impl_->idle.take();
+  impl->program = impl_->idle.take().program;
   if (!impl->program) {
     VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path));
     // Loaded here, not at the first feed: a live stream's first chunk would otherwise wait

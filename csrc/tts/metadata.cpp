@@ -29,6 +29,7 @@ const std::vector<MetadataField<TtsMetadata>>& metadata_table() {
       {"max_positions", &M::max_positions},
       {"max_prompt_tokens", &M::max_prompt_tokens},
       {"max_codec_frames", &M::max_codec_frames},
+      {"lm_cache_slots", &M::lm_cache_slots, nullptr, 1, int64_t{1} << 30, /*required=*/false, 0},
       // streaming schedule
       {"first_chunk_frames", &M::first_chunk_frames},
       {"chunk_frames", &M::chunk_frames},
@@ -64,6 +65,10 @@ Result<TtsMetadata> read_metadata(Program& program) {
   if (m.max_prompt_tokens > m.max_positions) return invalid("max_prompt_tokens > max_positions");
   for (const char* method : {"prefill", "decode", "semantic_logits", "acoustic_step", "codec"}) {
     if (!program.has_method(method)) return invalid(std::string("has no method '") + method + "'");
+  }
+  // prefill_text and codec_first are optional (programs exported before them run without)
+  if (program.has_method("prefill_text") && m.lm_cache_slots < m.max_prompt_tokens) {
+    return invalid("has prefill_text but no valid lm_cache_slots");
   }
   return m;
 }

@@ -35,8 +35,14 @@ struct TtsRunner::Impl {
   // Loaded without state, kept while the runner lives: the weights stay loaded between
   // sessions (ProgramOptions::allocate_state).
   std::unique_ptr<Program> resident;
-  mutable IdleProgram idle;  // the last closed session's Program (runtime/idle_program.h)
+  // The last closed session's Program (runtime/idle_program.h), tagged with the voice whose
+  // prompt prefix its LM cache holds (null: none).
+  mutable IdleProgram<const TtsVoice*> idle;
   TtsMetadata metadata;
+  // Optional methods (export_tts.py): prefill_text continues a cached voice prefix;
+  // codec_first decodes an utterance's first chunk without the max_codec_frames call.
+  bool has_prefill_text = false;
+  bool has_codec_first = false;
   std::unique_ptr<Tokenizer> tokenizer;
   // control tokens of the prompt, looked up by name
   int bos_id = 0, audio_id = 0, begin_audio_id = 0, next_audio_text_id = 0, repeat_audio_text_id = 0;

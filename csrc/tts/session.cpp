@@ -1,6 +1,9 @@
 // TtsSession: one request through the synthesis loop (voxtral/tts.h), utterance by utterance.
 //
 //   prefill(prompt ids [1, T], voice rows [1, N, dim]) -> hidden [1, dim], semantic code
+//     or, when the LM cache holds this voice's prefix [BOS] [BEGIN_AUDIO] voice (positions
+//     0..N+1, written by an earlier utterance of this Program), prefill_text(the rest of the
+//     prompt, position N + 2): the prefix's keys depend on the voice alone
 //   per frame: semantic code (END_AUDIO: the utterance ends, no frame)
 //              -> noise [36] -> acoustic_step x n_decoding_steps -> 36 acoustic codes
 //              -> decode(37 codes, position) -> next hidden, semantic code
@@ -57,6 +60,7 @@ struct TtsSession::Impl {
   const TtsRunner::Impl* r = nullptr;  // runner->impl_, immutable but for its idle Program
   const TtsMetadata& m;
   std::unique_ptr<Program> program;
+  const TtsVoice* cached_prefix = nullptr;  // the voice whose prompt prefix the LM cache holds
   TtsRequest request;
   const TtsVoice* voice = nullptr;
   std::vector<std::string> utterances;
@@ -114,11 +118,21 @@ struct TtsSession::Impl {
       return Status(ErrorCode::kInternal, "an utterance's prompt has " + std::to_string(t) + " tokens; the program takes " +
                                               std::to_string(m.max_prompt_tokens));
     }
-    const float* rows = r->voices.rows.data() + voice->first_row * m.dim;
-    VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
-                             program->execute("prefill", {TensorView::i64(ids.data(), {1, t}),
-                                                          stage(rows, {1, voice->rows, m.dim}, bf16, staged_a)}));
-    VOXTRAL_RETURN_IF_ERROR(lm_output(out, "prefill"));
+    if (r->has_prefill_text && cached_prefix == voice) {
+      int64_t prefix = 2 + voice->rows;  // [BOS] [BEGIN_AUDIO] voice
+      VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
+                               program->execute("prefill_text", {TensorView::i64(ids.data() + prefix, {1, t - prefix}),
+                                                                 TensorView::i64(&prefix, {1})}));
+      VOXTRAL_RETURN_IF_ERROR(lm_output(out, "prefill_text"));
+    } else {
+      cached_prefix = nullptr;  // until the prefill below has written it
+      const float* rows = r->voices.rows.data() + voice->first_row * m.dim;
+      VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
+                               program->execute("prefill", {TensorView::i64(ids.data(), {1, t}),
+                                                            stage(rows, {1, voice->rows, m.dim}, bf16, staged_a)}));
+      VOXTRAL_RETURN_IF_ERROR(lm_output(out, "prefill"));
+      cached_prefix = voice;
+    }
     position = t;
     started = true;
     return Status::Ok();
@@ -188,6 +202,8 @@ struct TtsSession::Impl {
       ended = true;  // no next step: skip its LM call
       return Status::Ok();
     }
+    // a position past the ring's slots overwrites slot position % slots, maybe the prefix's
+    if (position >= m.lm_cache_slots) cached_prefix = nullptr;
     VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
                              program->execute("decode", {TensorView::i64(codes.data(), {1, m.n_codebooks}),
                                                          TensorView::i64(&position, {1})}));
@@ -205,22 +221,25 @@ struct TtsSession::Impl {
   }
 
   // Decodes up to chunk_frames pending frames after codec_context_frames of left context:
-  // the program decodes exactly max_codec_frames, so the call is padded on the right with
-  // EMPTY_AUDIO (the codec is causal: padding after a frame does not change its samples).
+  // the program decodes exactly max_codec_frames (codec) or first_chunk_frames (codec_first,
+  // an utterance's first chunk), so the call is padded on the right with EMPTY_AUDIO (the
+  // codec is causal: padding after a frame does not change its samples).
   Status decode_chunk(std::vector<float>& audio) {
     const int64_t n = std::min<int64_t>(pending(), m.chunk_frames);
     audio.clear();
     if (n == 0) return Status::Ok();
     const int64_t context = std::min<int64_t>(decoded_frames, m.codec_context_frames);
     const int64_t first = decoded_frames - context;
-    const int64_t f = m.max_codec_frames;
+    const bool short_call = r->has_codec_first && context + n <= m.first_chunk_frames;
+    const char* method = short_call ? "codec_first" : "codec";
+    const int64_t f = short_call ? m.first_chunk_frames : m.max_codec_frames;
     codec_in.assign(static_cast<size_t>(f * m.n_codebooks), m.empty_audio_code);
     std::copy(frame_codes.begin() + first * m.n_codebooks, frame_codes.begin() + (decoded_frames + n) * m.n_codebooks,
               codec_in.begin());
     VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
-                             program->execute("codec", {TensorView::i64(codec_in.data(), {1, f, m.n_codebooks})}));
+                             program->execute(method, {TensorView::i64(codec_in.data(), {1, f, m.n_codebooks})}));
     if (out.size() != 1 || out[0].dtype != DType::kFloat32 || out[0].numel() != f * m.samples_per_frame) {
-      return Status(ErrorCode::kInvalidProgram, "'codec' returned an unexpected output");
+      return Status(ErrorCode::kInvalidProgram, std::string("'") + method + "' returned an unexpected output");
     }
     const float* begin = out[0].f32() + context * m.samples_per_frame;
     audio.assign(begin, begin + n * m.samples_per_frame);
@@ -283,7 +302,7 @@ std::vector<float> tts_noise(uint64_t seed, size_t n) {
 TtsSession::TtsSession(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TtsSession::~TtsSession() {
   // The Program goes back to the runner for the next session (runtime/idle_program.h).
-  if (impl_ && impl_->program && impl_->failure.ok()) impl_->r->idle.put(std::move(impl_->program));
+  if (impl_ && impl_->program && impl_->failure.ok()) impl_->r->idle.put(std::move(impl_->program), impl_->cached_prefix);
 }
 
 Result<std::unique_ptr<TtsSession>> TtsRunner::new_session(const TtsRequest& request) const {
@@ -300,7 +319,9 @@ Result<std::unique_ptr<TtsSession>> TtsRunner::new_session(const TtsRequest& req
   VOXTRAL_ASSIGN_OR_RETURN(impl->utterances, impl_->split(request.text, *voice));
   ProgramOptions options;
   options.share_memory_arenas = true;  // prefill and decode write one KV cache
-  impl->program = impl_->idle.take();
+  auto kept = impl_->idle.take();
+  impl->program = std::move(kept.program);
+  impl->cached_prefix = kept.tag;
   if (!impl->program) {
     VOXTRAL_ASSIGN_OR_RETURN(impl->program, Program::load(impl_->program_path, options));
   }

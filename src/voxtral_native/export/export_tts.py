@@ -15,6 +15,12 @@ bf16-edge export, whose metadata says lm_input_is_bf16 = 1):
         [BEGIN_AUDIO] [AUDIO]` at positions 0..T-1 with the voice rows written over
         positions [2, 2+N); the hidden state and greedy semantic code of the last position
         (the trailing [AUDIO] drives frame 0). 3 + N <= T <= max_prompt_tokens.
+    prefill_text(token_ids [1, T] i64, position [1] i64) -> (hidden [1, dim] f32, semantic_code [1] i64)
+        the rest of a prompt whose first `position` tokens the LM cache already holds: a
+        runner prefills `[BOS] [BEGIN_AUDIO] voice` once per voice and each later utterance
+        of that voice from [NEXT_AUDIO_TEXT] on (the prefix's keys depend on the voice
+        alone). 4 <= T <= max_prompt_tokens. The cache has lm_cache_slots slots: a position
+        p is slot p % lm_cache_slots, so the prefix holds until a position past them is written.
     decode(codes [1, 37] i64, position [1] i64) -> (hidden [1, dim] f32, semantic_code [1] i64)
         one LM step fed the sum of the previous frame's 37 code embeddings.
     semantic_logits(hidden [1, dim] f32) -> logits [1, 8320] f32
@@ -35,6 +41,9 @@ bf16-edge export, whose metadata says lm_input_is_bf16 = 1):
         count's bound from 50 to 40 at the last transposed conv.) Stateless: a streaming
         runner decodes each chunk after codec_context_frames frames of left context and
         drops their samples, which equals the whole-utterance decode (test_tts_export.py).
+    codec_first(codes [1, first_chunk_frames, 37] i64) -> audio [1, first_chunk_frames * 1920] f32
+        the same codec over the first chunk of an utterance (no left context): its first audio
+        without the 50-frame call's cost (~10x less on the CPU).
 The LM keeps its ring KV cache inside the program, one cache for prefill and decode (a
 shared mutable buffer: the runtime loads the program with shared memory arenas).
 """
@@ -54,7 +63,7 @@ from torch import nn
 from voxtral_native.artifact import write_manifest
 from voxtral_native.export.aoti import MethodSpec
 from voxtral_native.export.export_stt import AOTI_DEVICES, BACKENDS, DTYPES, check_aoti_options, write_program
-from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, tts_metadata
+from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, FIRST_CHUNK_FRAMES, tts_metadata
 from voxtral_native.export.models.tts import VoxtralTts, quantize_acoustic
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantize_module_
 from voxtral_native.export.tts_checkpoint import load_tts
@@ -156,6 +165,13 @@ class _Decode(_Method):
         return h.to(self.edge), self.model.acoustic_transformer.semantic_code(h)
 
 
+class _PrefillText(_Method):
+    def forward(self, token_ids: torch.Tensor, position: torch.Tensor):
+        x = self.model.embed_tokens(token_ids).to(self.dtype)  # [1, T, dim]
+        h = self.model.hidden_states(x, position)[:, -1]  # [1, dim]
+        return h.to(self.edge), self.model.acoustic_transformer.semantic_code(h)
+
+
 class _SemanticLogits(_Method):
     def forward(self, hidden: torch.Tensor):
         return self.model.acoustic_transformer.semantic_logits(hidden.to(self.dtype)).to(self.edge)
@@ -190,6 +206,9 @@ def method_specs(model: VoxtralTts, options: TtsExportOptions) -> dict[str, Meth
             _Prefill(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.zeros(1, 3, dim, dtype=edge)),
             {"token_ids": {1: t}, "voice": {1: n}},
         ),
+        "prefill_text": MethodSpec(
+            _PrefillText(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.tensor([5])), {"token_ids": {1: t}, "position": None},
+        ),
         "decode": MethodSpec(_Decode(model, dtype, edge), (codes, torch.tensor([8]))),
         "semantic_logits": MethodSpec(_SemanticLogits(model, dtype, edge), (torch.zeros(1, dim, dtype=edge),)),
         "acoustic_step": MethodSpec(
@@ -197,6 +216,7 @@ def method_specs(model: VoxtralTts, options: TtsExportOptions) -> dict[str, Meth
             (torch.zeros(1, dim, dtype=edge), torch.zeros(1, cfg.n_acoustic_codebooks, dtype=edge), torch.tensor([0])),
         ),
         "codec": MethodSpec(_Codec(model), (torch.full((1, options.max_codec_frames, n_codes), 2, dtype=torch.long),)),
+        "codec_first": MethodSpec(_Codec(model), (torch.full((1, FIRST_CHUNK_FRAMES, n_codes), 2, dtype=torch.long),)),
     }  # fmt: skip
 
 
@@ -233,11 +253,13 @@ def export_tts(
     if device is not None:
         model.to(device)  # AOTInductor compiles for the device of the traced tensors
     metadata = tts_metadata(model.config, options, activations_bf16=options.bf16_edges)
-    step("tracing prefill, decode, semantic_logits, acoustic_step and codec (torch.export) and compiling for "
+    assert metadata["lm_cache_slots"] == model.layers[0].attention.k_cache.shape[2]  # [1, Hkv, S, D]
+    step("tracing prefill, prefill_text, decode, semantic_logits, acoustic_step, codec and codec_first (torch.export) "
+         "and compiling for "
          + options.backend)
     specs = method_specs(model, options)
     del model  # the specs hold it; the traced programs hold what they need
-    # prefill and decode share one LM cache
+    # prefill, prefill_text and decode share one LM cache
     pte, program_bytes = write_program(specs, metadata, options.backend, out_dir, share_mutable_buffers=True)
     del specs
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")

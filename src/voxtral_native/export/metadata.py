@@ -112,14 +112,17 @@ def tts_metadata(config, options, *, activations_bf16: bool) -> dict[str, int | 
         "n_decoding_steps": config.n_decoding_steps,
         "cfg_alpha": CFG_ALPHA,
         "noise_scale": NOISE_SCALE,
-        # methods: prefill(token_ids, voice), decode(codes, position), semantic_logits(hidden),
-        # acoustic_step(hidden, x, step), codec(codes)
+        # methods: prefill(token_ids, voice), prefill_text(token_ids, position),
+        # decode(codes, position), semantic_logits(hidden), acoustic_step(hidden, x, step),
+        # codec(codes), codec_first(codes)
         "dim": config.lm.dim,
         "vocab_size": config.vocab_size,
         "semantic_logits_size": -(-(config.semantic_codebook_size + N_SPECIAL_CODES) // 128) * 128,
         "max_positions": options.max_positions,
         "max_prompt_tokens": options.max_prompt_tokens,
         "max_codec_frames": options.max_codec_frames,
+        # the LM's ring cache: position p lives in slot p % lm_cache_slots (models/layers.py)
+        "lm_cache_slots": min(config.lm.sliding_window, options.max_positions) + options.max_prompt_tokens - 1,
         # streaming schedule
         "first_chunk_frames": FIRST_CHUNK_FRAMES,
         "chunk_frames": CHUNK_FRAMES,
