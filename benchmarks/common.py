@@ -74,7 +74,12 @@ def load_methods(model_dir):
     import voxtral_native
 
     program = voxtral_native.native().Program.load(program_path(model_dir))
-    return lambda method, inputs: program.execute(method, inputs)
+
+    def run(method, inputs):
+        return program.execute(method, inputs)
+
+    run.methods = set(program.method_names())  # which optional methods this export has
+    return run
 
 
 def gpu_copy_bandwidth_gbs(mb: int = 4096, runs: int = 20) -> float:

@@ -7,7 +7,9 @@ Random weights never say END_AUDIO, so every run synthesizes a fixed number of f
   - end to end through Synthesizer sessions: real-time factor (compute seconds / audio
     seconds) and time to first audio (request to first chunk: prefill, the first chunk's
     frames and its codec call), after one warm-up session; the warm-up's own first audio
-    is reported too (it includes XNNPACK packing the weights on first use);
+    is reported too (it includes XNNPACK packing the weights on first use). Requests of the
+    voice before them find its prompt prefix in the LM cache (prefill_text: only the text is
+    prefilled); "_new_voice" figures alternate two other voices, so each prefills whole;
   - ms per frame split into LM step ('decode'), the acoustic steps (n_decoding_steps calls of
     'acoustic_step') and the codec ('codec' per call over max_codec_frames, divided by the
     chunk_frames each steady call yields), timed per method through libvoxtral's Program
@@ -98,6 +100,10 @@ def method_timings(model_dir: Path, steps: int) -> dict:
     ids = rng.integers(1000, 2000, (1, prompt), dtype=np.int64)
     rows = (0.02 * rng.standard_normal((1, prompt - 20, dim))).astype(np.float32)
     prefill_s = timed("prefill", [ids, rows], 2)
+    text_tokens = 20  # [NEXT_AUDIO_TEXT], a short sentence, the 3 tokens after it
+    prefill_text_s = []
+    if "prefill_text" in run.methods:
+        prefill_text_s = timed("prefill_text", [ids[:, -text_tokens:], np.array([prompt - text_tokens])], 3)
     # decode at positions after the prompt (the KV cache in use grows by one per frame)
     codes = rng.integers(2, 20, (1, n_codes), dtype=np.int64)  # every codebook has > 20 codes
     warm_up(lambda: run("decode", [codes, np.array([prompt])]))
@@ -111,11 +117,16 @@ def method_timings(model_dir: Path, steps: int) -> dict:
     acoustic_s = timed("acoustic_step", [hidden, x, np.array([3])], steps)
     codec_in = rng.integers(2, 20, (1, md["max_codec_frames"], n_codes), dtype=np.int64)
     codec_s = timed("codec", [codec_in], max(3, steps // 5))
+    codec_first_s = []
+    if "codec_first" in run.methods:
+        codec_first_s = timed("codec_first", [codec_in[:, : md["first_chunk_frames"]].copy()], max(3, steps // 5))
     lm_ms = 1e3 * statistics.median(decode_s)
     acoustic_ms = 1e3 * statistics.median(acoustic_s) * md["n_decoding_steps"]
     codec_ms = 1e3 * statistics.median(codec_s) / md["chunk_frames"]
     return {
         f"prefill_ms_{prompt}_tokens": 1e3 * statistics.median(prefill_s),
+        f"prefill_text_ms_{text_tokens}_tokens": 1e3 * statistics.median(prefill_text_s) if prefill_text_s else None,
+        "codec_first_ms_per_call": 1e3 * statistics.median(codec_first_s) if codec_first_s else None,
         "lm_step_ms_per_frame": lm_ms,
         "acoustic_ms_per_frame": acoustic_ms,
         "acoustic_ms_per_step": acoustic_ms / md["n_decoding_steps"],
@@ -125,10 +136,10 @@ def method_timings(model_dir: Path, steps: int) -> dict:
     }
 
 
-def timed_session(synth, frames: int) -> tuple[float, float, int]:
+def timed_session(synth, frames: int, voice: str | None = None) -> tuple[float, float, int]:
     """(seconds to the first chunk, seconds in all, samples) of one request."""
     t0 = time.perf_counter()
-    session = synth.session(TEXT, max_frames=frames)
+    session = synth.session(TEXT, voice=voice, max_frames=frames)
     first, samples = None, 0
     for chunk in session:
         if first is None:
@@ -157,7 +168,9 @@ def main() -> None:
     loaded_rss = rss_mb()
     md = synth.metadata
     cold_first, cold_total, _ = timed_session(synth, md["first_chunk_frames"])  # packs the weights
-    runs = [timed_session(synth, args.frames) for _ in range(args.runs)]
+    runs = [timed_session(synth, args.frames) for _ in range(args.runs)]  # the default voice, as the warm-up
+    others = [v for v in synth.voices if v != synth.default_voice][:2]
+    new_voice_runs = [timed_session(synth, args.frames, voice=others[i % 2]) for i in range(args.runs)]
     audio_s = runs[0][2] / synth.sample_rate
     assert runs[0][2] == args.frames * synth.samples_per_frame
 
@@ -184,6 +197,8 @@ def main() -> None:
         "first_audio_s": statistics.median(r[0] for r in runs),
         "rtf": statistics.median(r[1] for r in runs) / audio_s,
         "ms_per_frame_end_to_end": 1e3 * statistics.median(r[1] for r in runs) / args.frames,
+        "first_audio_s_new_voice": statistics.median(r[0] for r in new_voice_runs),
+        "rtf_new_voice": statistics.median(r[1] for r in new_voice_runs) / audio_s,
         "rss_before_load_mb": start_rss,
         "rss_after_load_mb": loaded_rss,
         "session_planned_mb": synth.session_memory_bytes / 1e6,
