@@ -164,7 +164,8 @@ def export_methods(specs: dict[str, MethodSpec]) -> dict[str, torch.export.Expor
 
 def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, out_dir: Path,
                   share_mutable_buffers: bool = False) -> tuple[Path, int]:  # fmt: skip
-    """Traces and compiles the methods for `backend`; returns (program path, size in bytes)."""
+    """Traces and compiles the methods for `backend`; returns (program path, size in bytes).
+    An ExecuTorch export empties `specs` once they are traced."""
     if backend in AOTI_DEVICES:
         from voxtral_native.export.aoti import export_with_state, package_methods
 
@@ -176,7 +177,11 @@ def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, ou
             path = out_dir / AOTI_PROGRAM_FILE
             return path, package_methods(programs, metadata, state, path)
     path = out_dir / PROGRAM_FILE
-    return path, lower(export_methods(specs), metadata, backend, path, share_mutable_buffers)
+    methods = export_methods(specs)
+    # The traced programs hold what they need: without the modules, each weight is freed once
+    # the last method using it is lowered (the callers have dropped the eager model).
+    specs.clear()
+    return path, lower(methods, metadata, backend, path, share_mutable_buffers)
 
 
 def _memory_planning_pass(share_mutable_buffers: bool = False):
@@ -221,6 +226,30 @@ def _memory_planning_pass(share_mutable_buffers: bool = False):
     return BuffersPlannedOnce(share_mutable_buffers=share_mutable_buffers)
 
 
+def _drop_delegated_weights(program: torch.export.ExportedProgram) -> None:
+    """Frees the weights each delegate was cut from.
+
+    A LoweredBackendModule keeps the program its partition was lowered from (`original_module`),
+    weights included, until the whole program is written, though the delegate has its own
+    copy of them (XNNPACK packs them into its blob or named data). ExecuTorch's passes still
+    run that program under FakeTensorMode (shapes and dtypes only), so each weight becomes an
+    uninitialized tensor of its shape: memory that is never written is never resident.
+    """
+    from executorch.exir.lowered_backend_module import LoweredBackendModule
+
+    def placeholder(value):
+        if not isinstance(value, torch.Tensor):
+            return value  # script objects, ...
+        empty = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype)
+        return nn.Parameter(empty, requires_grad=False) if isinstance(value, nn.Parameter) else empty
+
+    for module in program.graph_module.modules():
+        if isinstance(module, LoweredBackendModule):
+            original = module.original_module
+            original._state_dict = {k: placeholder(v) for k, v in original._state_dict.items()}
+            original._constants = {k: placeholder(v) for k, v in original._constants.items()}
+
+
 def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mutable_buffers: bool = False) -> int:
     """Lowers the traced `methods` and writes the program to `out_path`; returns its size.
 
@@ -256,6 +285,7 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
             {name: methods.pop(name)}, partitioner={name: partitioners[name]}, compile_config=compile_config
         )
         lowered[name] = single.exported_program(name)
+        _drop_delegated_weights(lowered[name])
         del single
         gc.collect()
     edge = EdgeProgramManager(lowered, constant_methods=metadata, compile_config=compile_config)
