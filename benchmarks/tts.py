@@ -8,7 +8,7 @@ Random weights never say END_AUDIO, so every run synthesizes a fixed number of f
     seconds) and time to first audio (request to first chunk: prefill, the first chunk's
     frames and its codec call), after one warm-up session; the warm-up's own first audio
     is reported too (it includes XNNPACK packing the weights on first use). Requests of the
-    voice before them find its prompt prefix in the LM cache (prefill_text: only the text is
+    voice before them find its prompt prefix in the LM cache (text_prefill: only the text is
     prefilled); "_new_voice" figures alternate two other voices, so each prefills whole;
   - ms per frame split into LM step ('decode'), the acoustic steps (n_decoding_steps calls of
     'acoustic_step') and the codec ('codec' per call over max_codec_frames, divided by the
@@ -101,9 +101,9 @@ def method_timings(model_dir: Path, steps: int) -> dict:
     rows = (0.02 * rng.standard_normal((1, prompt - 20, dim))).astype(np.float32)
     prefill_s = timed("prefill", [ids, rows], 2)
     text_tokens = 20  # [NEXT_AUDIO_TEXT], a short sentence, the 3 tokens after it
-    prefill_text_s = []
-    if "prefill_text" in run.methods:
-        prefill_text_s = timed("prefill_text", [ids[:, -text_tokens:], np.array([prompt - text_tokens])], 3)
+    text_prefill_s = []
+    if "text_prefill" in run.methods:
+        text_prefill_s = timed("text_prefill", [ids[:, -text_tokens:], np.array([prompt - text_tokens])], 3)
     # decode at positions after the prompt (the KV cache in use grows by one per frame)
     codes = rng.integers(2, 20, (1, n_codes), dtype=np.int64)  # every codebook has > 20 codes
     warm_up(lambda: run("decode", [codes, np.array([prompt])]))
@@ -117,16 +117,16 @@ def method_timings(model_dir: Path, steps: int) -> dict:
     acoustic_s = timed("acoustic_step", [hidden, x, np.array([3])], steps)
     codec_in = rng.integers(2, 20, (1, md["max_codec_frames"], n_codes), dtype=np.int64)
     codec_s = timed("codec", [codec_in], max(3, steps // 5))
-    codec_first_s = []
-    if "codec_first" in run.methods:
-        codec_first_s = timed("codec_first", [codec_in[:, : md["first_chunk_frames"]].copy()], max(3, steps // 5))
+    first_chunk_codec_s = []
+    if "first_chunk_codec" in run.methods:
+        first_chunk_codec_s = timed("first_chunk_codec", [codec_in[:, : md["first_chunk_frames"]].copy()], max(3, steps // 5))
     lm_ms = 1e3 * statistics.median(decode_s)
     acoustic_ms = 1e3 * statistics.median(acoustic_s) * md["n_decoding_steps"]
     codec_ms = 1e3 * statistics.median(codec_s) / md["chunk_frames"]
     return {
         f"prefill_ms_{prompt}_tokens": 1e3 * statistics.median(prefill_s),
-        f"prefill_text_ms_{text_tokens}_tokens": 1e3 * statistics.median(prefill_text_s) if prefill_text_s else None,
-        "codec_first_ms_per_call": 1e3 * statistics.median(codec_first_s) if codec_first_s else None,
+        f"text_prefill_ms_{text_tokens}_tokens": 1e3 * statistics.median(text_prefill_s) if text_prefill_s else None,
+        "first_chunk_codec_ms_per_call": 1e3 * statistics.median(first_chunk_codec_s) if first_chunk_codec_s else None,
         "lm_step_ms_per_frame": lm_ms,
         "acoustic_ms_per_frame": acoustic_ms,
         "acoustic_ms_per_step": acoustic_ms / md["n_decoding_steps"],

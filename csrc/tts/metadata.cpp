@@ -66,9 +66,9 @@ Result<TtsMetadata> read_metadata(Program& program) {
   for (const char* method : {"prefill", "decode", "semantic_logits", "acoustic_step", "codec"}) {
     if (!program.has_method(method)) return invalid(std::string("has no method '") + method + "'");
   }
-  // prefill_text and codec_first are optional (programs exported before them run without)
-  if (program.has_method("prefill_text") && m.lm_cache_slots < m.max_prompt_tokens) {
-    return invalid("has prefill_text but no valid lm_cache_slots");
+  // text_prefill and first_chunk_codec are optional (programs exported before them run without)
+  if (program.has_method("text_prefill") && m.lm_cache_slots < m.max_prompt_tokens) {
+    return invalid("has text_prefill but no valid lm_cache_slots");
   }
   return m;
 }

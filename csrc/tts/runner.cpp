@@ -103,8 +103,8 @@ Result<std::shared_ptr<TtsRunner>> TtsRunner::load(const std::string& model_dir)
   options.allocate_state = false;      // the runner's own: weights and constants only
   VOXTRAL_ASSIGN_OR_RETURN(std::unique_ptr<Program> program, Program::load(impl->program_path, options));
   VOXTRAL_ASSIGN_OR_RETURN(impl->metadata, tts::read_metadata(*program));
-  impl->has_prefill_text = program->has_method("prefill_text");
-  impl->has_codec_first = program->has_method("codec_first");
+  impl->has_text_prefill = program->has_method("text_prefill");
+  impl->has_first_chunk_codec = program->has_method("first_chunk_codec");
   // Methods share one arena: a session holds the largest method's plan (the KV cache among it).
   for (const std::string& method : program->method_names()) {
     auto bytes = program->planned_memory_bytes(method);

@@ -39,10 +39,10 @@ struct TtsRunner::Impl {
   // prompt prefix its LM cache holds (null: none).
   mutable IdleProgram<const TtsVoice*> idle;
   TtsMetadata metadata;
-  // Optional methods (export_tts.py): prefill_text continues a cached voice prefix;
-  // codec_first decodes an utterance's first chunk without the max_codec_frames call.
-  bool has_prefill_text = false;
-  bool has_codec_first = false;
+  // Optional methods (export_tts.py): text_prefill continues a cached voice prefix;
+  // first_chunk_codec decodes an utterance's first chunk without the max_codec_frames call.
+  bool has_text_prefill = false;
+  bool has_first_chunk_codec = false;
   std::unique_ptr<Tokenizer> tokenizer;
   // control tokens of the prompt, looked up by name
   int bos_id = 0, audio_id = 0, begin_audio_id = 0, next_audio_text_id = 0, repeat_audio_text_id = 0;

@@ -2,7 +2,7 @@
 //
 //   prefill(prompt ids [1, T], voice rows [1, N, dim]) -> hidden [1, dim], semantic code
 //     or, when the LM cache holds this voice's prefix [BOS] [BEGIN_AUDIO] voice (positions
-//     0..N+1, written by an earlier utterance of this Program), prefill_text(the rest of the
+//     0..N+1, written by an earlier utterance of this Program), text_prefill(the rest of the
 //     prompt, position N + 2): the prefix's keys depend on the voice alone
 //   per frame: semantic code (END_AUDIO: the utterance ends, no frame)
 //              -> noise [36] -> acoustic_step x n_decoding_steps -> 36 acoustic codes
@@ -118,12 +118,12 @@ struct TtsSession::Impl {
       return Status(ErrorCode::kInternal, "an utterance's prompt has " + std::to_string(t) + " tokens; the program takes " +
                                               std::to_string(m.max_prompt_tokens));
     }
-    if (r->has_prefill_text && cached_prefix == voice) {
+    if (r->has_text_prefill && cached_prefix == voice) {
       int64_t prefix = 2 + voice->rows;  // [BOS] [BEGIN_AUDIO] voice
       VOXTRAL_ASSIGN_OR_RETURN(std::vector<TensorView> out,
-                               program->execute("prefill_text", {TensorView::i64(ids.data() + prefix, {1, t - prefix}),
+                               program->execute("text_prefill", {TensorView::i64(ids.data() + prefix, {1, t - prefix}),
                                                                  TensorView::i64(&prefix, {1})}));
-      VOXTRAL_RETURN_IF_ERROR(lm_output(out, "prefill_text"));
+      VOXTRAL_RETURN_IF_ERROR(lm_output(out, "text_prefill"));
     } else {
       cached_prefix = nullptr;  // until the prefill below has written it
       const float* rows = r->voices.rows.data() + voice->first_row * m.dim;
@@ -221,7 +221,7 @@ struct TtsSession::Impl {
   }
 
   // Decodes up to chunk_frames pending frames after codec_context_frames of left context:
-  // the program decodes exactly max_codec_frames (codec) or first_chunk_frames (codec_first,
+  // the program decodes exactly max_codec_frames (codec) or first_chunk_frames (first_chunk_codec,
   // an utterance's first chunk), so the call is padded on the right with EMPTY_AUDIO (the
   // codec is causal: padding after a frame does not change its samples).
   Status decode_chunk(std::vector<float>& audio) {
@@ -230,8 +230,8 @@ struct TtsSession::Impl {
     if (n == 0) return Status::Ok();
     const int64_t context = std::min<int64_t>(decoded_frames, m.codec_context_frames);
     const int64_t first = decoded_frames - context;
-    const bool short_call = r->has_codec_first && context + n <= m.first_chunk_frames;
-    const char* method = short_call ? "codec_first" : "codec";
+    const bool short_call = r->has_first_chunk_codec && context + n <= m.first_chunk_frames;
+    const char* method = short_call ? "first_chunk_codec" : "codec";
     const int64_t f = short_call ? m.first_chunk_frames : m.max_codec_frames;
     codec_in.assign(static_cast<size_t>(f * m.n_codebooks), m.empty_audio_code);
     std::copy(frame_codes.begin() + first * m.n_codebooks, frame_codes.begin() + (decoded_frames + n) * m.n_codebooks,

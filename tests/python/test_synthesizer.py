@@ -230,9 +230,9 @@ def test_requests_one_after_another_reuse_one_program(tiny_tts_artifact):
 def test_a_cached_voice_prefix_speaks_as_a_whole_prefill(tiny_tts_artifact):
     """An utterance whose voice prefix the Program's LM cache holds (a later utterance of a
     request, or a request after one with that voice) is prefilled from [NEXT_AUDIO_TEXT] on
-    (prefill_text) and speaks bit for bit as a whole prefill did; another voice in between
+    (text_prefill) and speaks bit for bit as a whole prefill did; another voice in between
     makes the next request prefill whole again. VOXTRAL_PROFILE counts the calls of each
-    method; an utterance's first chunk goes through codec_first."""
+    method; an utterance's first chunk goes through first_chunk_codec."""
     import os
     import re
 
@@ -242,10 +242,10 @@ s = v.Synthesizer(sys.argv[1], progress=None)
 a, b = s.voices[0], s.voices[1]
 text = 'Numbers: 1, 2, 3.'
 first = s.synthesize(text, voice=a, seed=5, max_frames=12)                      # prefill
-s.synthesize('A longer request of two sentences. ' * 12, voice=a, seed=6, max_frames=40)  # prefill_text
+s.synthesize('A longer request of two sentences. ' * 12, voice=a, seed=6, max_frames=40)  # text_prefill
 other = s.synthesize(text, voice=b, seed=5, max_frames=12)                      # prefill
 again = s.synthesize(text, voice=a, seed=5, max_frames=12)                      # prefill
-cached = s.synthesize(text, voice=a, seed=5, max_frames=12)                     # prefill_text
+cached = s.synthesize(text, voice=a, seed=5, max_frames=12)                     # text_prefill
 fresh_b = v.Synthesizer(sys.argv[1], progress=None).synthesize(text, voice=b, seed=5, max_frames=12)
 print(first.size > 0, first.tobytes() == again.tobytes() == cached.tobytes(), other.tobytes() == fresh_b.tobytes(),
       first.tobytes() != other.tobytes())
@@ -258,8 +258,8 @@ print(first.size > 0, first.tobytes() == again.tobytes() == cached.tobytes(), ot
     for n, method in re.findall(r"^\s+[\d.]+\s+(\d+)\s+[\d.]+\s+(\w+) \[", r.stderr, re.M):
         calls[method] = calls.get(method, 0) + int(n)
     assert calls.get("prefill") == 4, r.stderr[-3000:]  # first, other, again, fresh_b
-    assert calls.get("prefill_text", 0) >= 2, r.stderr[-3000:]  # the long request's utterances, cached
-    assert calls.get("codec_first", 0) >= 5, r.stderr[-3000:]
+    assert calls.get("text_prefill", 0) >= 2, r.stderr[-3000:]  # the long request's utterances, cached
+    assert calls.get("first_chunk_codec", 0) >= 5, r.stderr[-3000:]
 
 
 def test_stream_concatenated_is_synthesize(synth):

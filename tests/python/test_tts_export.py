@@ -156,8 +156,8 @@ def test_prefill_and_decode_share_one_cache_and_match_eager(tiny_tts_artifact, t
         position += 1
 
 
-def test_prefill_text_continues_a_cached_voice_prefix(tiny_tts_artifact, tiny_tts_dir, eager):
-    """A prefill of one text leaves [BOS] [BEGIN_AUDIO] voice in the cache; prefill_text of
+def test_text_prefill_continues_a_cached_voice_prefix(tiny_tts_artifact, tiny_tts_dir, eager):
+    """A prefill of one text leaves [BOS] [BEGIN_AUDIO] voice in the cache; text_prefill of
     another text's rest of the prompt at position N + 2 then gives, bit for bit, what a whole
     prefill of that text gives (every row's floats are its own: the linears' and ring
     attention's), and the eager model's hidden state. A prefix of another voice does not."""
@@ -169,14 +169,14 @@ def test_prefill_text_continues_a_cached_voice_prefix(tiny_tts_artifact, tiny_tt
     second = prompt(tekken, n, [3000 + 5 * i for i in range(14)])
     h_whole, code_whole = run(program, "prefill", second, voice)
     run(program, "prefill", first, voice)  # the prefix stays; positions past it now hold the first text
-    h_cont, code_cont = run(program, "prefill_text", second[:, n + 2 :], torch.tensor([n + 2]))
+    h_cont, code_cont = run(program, "text_prefill", second[:, n + 2 :], torch.tensor([n + 2]))
     assert torch.equal(h_cont, h_whole) and torch.equal(code_cont, code_whole)
     h_ref, _ = _Prefill(eager, torch.float32)(second, voice)
     assert rel_err(h_cont, h_ref) < 1e-4  # measured 3e-7
     # the same rest after another voice's prefix (as long: the same positions) is another state
     other = other[:, :n] if other.shape[1] >= n else torch.cat([other, other[:, : n - other.shape[1]]], dim=1)
     run(program, "prefill", first, other)
-    h_stale, _ = run(program, "prefill_text", second[:, n + 2 :], torch.tensor([n + 2]))
+    h_stale, _ = run(program, "text_prefill", second[:, n + 2 :], torch.tensor([n + 2]))
     assert rel_err(h_stale, h_whole) > 1e-2
 
 
@@ -238,13 +238,13 @@ def test_codec_matches_eager(tiny_tts_artifact, eager, frames):
 
 
 @pytest.mark.parametrize("frames", [2, FIRST_CHUNK_FRAMES])
-def test_codec_first_gives_the_samples_of_the_long_codec_call(tiny_tts_artifact, eager, frames):
-    """codec_first (first_chunk_frames frames, an utterance's first chunk) gives the samples the
+def test_first_chunk_codec_gives_the_samples_of_the_long_codec_call(tiny_tts_artifact, eager, frames):
+    """first_chunk_codec (first_chunk_frames frames, an utterance's first chunk) gives the samples the
     max_codec_frames call gives for the same frames, padded alike, and the eager decode's."""
     program = load_program(tiny_tts_artifact)
     codes = real_codes(torch.Generator().manual_seed(40 + frames), frames)
     padded = torch.cat([codes, torch.zeros(1, FIRST_CHUNK_FRAMES - frames, N_CODES, dtype=torch.long)], dim=1)
-    (got,) = run(program, "codec_first", padded)
+    (got,) = run(program, "first_chunk_codec", padded)
     assert got.shape == (1, FIRST_CHUNK_FRAMES * 1920)
     got = got[0, : frames * 1920]
     long_call = program_codec(program, codes)
@@ -302,7 +302,7 @@ def test_quantized_export_runs_and_its_error_is_measured(tiny_tts_variant, tiny_
     assert rel_err(h_q, h_ref) < 0.3  # measured 0.113-0.118 over three voices and prompts
     # the voice prefix reused: bit for bit the whole prefill (rows are quantized one by one)
     n = voice.shape[1]
-    h_cont, _ = run(program, "prefill_text", ids[:, n + 2 :], torch.tensor([n + 2]))
+    h_cont, _ = run(program, "text_prefill", ids[:, n + 2 :], torch.tensor([n + 2]))
     assert torch.equal(h_cont, h_q)
     g = torch.Generator().manual_seed(4)
     hidden, noise = torch.randn(1, eager.config.lm.dim, generator=g), torch.randn(1, 36, generator=g)

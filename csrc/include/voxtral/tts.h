@@ -62,7 +62,7 @@ struct TtsMetadata {
   int max_prompt_tokens = 0;       // tokens of one prefill (voice rows included)
   int max_codec_frames = 0;        // frames per codec call (context + chunk)
   // Slots of the LM's ring KV cache (position p in slot p % lm_cache_slots); 0 in programs
-  // without prefill_text, whose runners prefill every prompt whole.
+  // without text_prefill, whose runners prefill every prompt whole.
   int lm_cache_slots = 0;
   int first_chunk_frames = 0;      // 5
   int chunk_frames = 0;            // 25

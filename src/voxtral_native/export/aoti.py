@@ -50,6 +50,12 @@ def package_methods(
     its size in bytes. Each method's program takes its own inputs, then state[method]."""
     from torch._inductor.package import package_aoti
 
+    # torch 2.11's package loader (on the GPU machine) takes the first model whose directory
+    # starts with the name: 'prefill' ran 'prefill_text/' (torch 2.13 here matched exactly)
+    for a in methods:
+        for b in methods:
+            if a != b and b.startswith(a):
+                raise ValueError(f"method name '{a}' begins '{b}': AOTInductor's package loader would confuse them")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     names = ",".join(methods)

@@ -15,7 +15,7 @@ bf16-edge export, whose metadata says lm_input_is_bf16 = 1):
         [BEGIN_AUDIO] [AUDIO]` at positions 0..T-1 with the voice rows written over
         positions [2, 2+N); the hidden state and greedy semantic code of the last position
         (the trailing [AUDIO] drives frame 0). 3 + N <= T <= max_prompt_tokens.
-    prefill_text(token_ids [1, T] i64, position [1] i64) -> (hidden [1, dim] f32, semantic_code [1] i64)
+    text_prefill(token_ids [1, T] i64, position [1] i64) -> (hidden [1, dim] f32, semantic_code [1] i64)
         the rest of a prompt whose first `position` tokens the LM cache already holds: a
         runner prefills `[BOS] [BEGIN_AUDIO] voice` once per voice and each later utterance
         of that voice from [NEXT_AUDIO_TEXT] on (the prefix's keys depend on the voice
@@ -41,7 +41,7 @@ bf16-edge export, whose metadata says lm_input_is_bf16 = 1):
         count's bound from 50 to 40 at the last transposed conv.) Stateless: a streaming
         runner decodes each chunk after codec_context_frames frames of left context and
         drops their samples, which equals the whole-utterance decode (test_tts_export.py).
-    codec_first(codes [1, first_chunk_frames, 37] i64) -> audio [1, first_chunk_frames * 1920] f32
+    first_chunk_codec(codes [1, first_chunk_frames, 37] i64) -> audio [1, first_chunk_frames * 1920] f32
         the same codec over the first chunk of an utterance (no left context): its first audio
         without the 50-frame call's cost (~10x less on the CPU).
 The LM keeps its ring KV cache inside the program, one cache for prefill and decode (a
@@ -165,7 +165,7 @@ class _Decode(_Method):
         return h.to(self.edge), self.model.acoustic_transformer.semantic_code(h)
 
 
-class _PrefillText(_Method):
+class _TextPrefill(_Method):
     def forward(self, token_ids: torch.Tensor, position: torch.Tensor):
         x = self.model.embed_tokens(token_ids).to(self.dtype)  # [1, T, dim]
         h = self.model.hidden_states(x, position)[:, -1]  # [1, dim]
@@ -206,8 +206,8 @@ def method_specs(model: VoxtralTts, options: TtsExportOptions) -> dict[str, Meth
             _Prefill(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.zeros(1, 3, dim, dtype=edge)),
             {"token_ids": {1: t}, "voice": {1: n}},
         ),
-        "prefill_text": MethodSpec(
-            _PrefillText(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.tensor([5])), {"token_ids": {1: t}, "position": None},
+        "text_prefill": MethodSpec(
+            _TextPrefill(model, dtype, edge), (torch.ones(1, 8, dtype=torch.long), torch.tensor([5])), {"token_ids": {1: t}, "position": None},
         ),
         "decode": MethodSpec(_Decode(model, dtype, edge), (codes, torch.tensor([8]))),
         "semantic_logits": MethodSpec(_SemanticLogits(model, dtype, edge), (torch.zeros(1, dim, dtype=edge),)),
@@ -216,7 +216,7 @@ def method_specs(model: VoxtralTts, options: TtsExportOptions) -> dict[str, Meth
             (torch.zeros(1, dim, dtype=edge), torch.zeros(1, cfg.n_acoustic_codebooks, dtype=edge), torch.tensor([0])),
         ),
         "codec": MethodSpec(_Codec(model), (torch.full((1, options.max_codec_frames, n_codes), 2, dtype=torch.long),)),
-        "codec_first": MethodSpec(_Codec(model), (torch.full((1, FIRST_CHUNK_FRAMES, n_codes), 2, dtype=torch.long),)),
+        "first_chunk_codec": MethodSpec(_Codec(model), (torch.full((1, FIRST_CHUNK_FRAMES, n_codes), 2, dtype=torch.long),)),
     }  # fmt: skip
 
 
@@ -254,12 +254,12 @@ def export_tts(
         model.to(device)  # AOTInductor compiles for the device of the traced tensors
     metadata = tts_metadata(model.config, options, activations_bf16=options.bf16_edges)
     assert metadata["lm_cache_slots"] == model.layers[0].attention.k_cache.shape[2]  # [1, Hkv, S, D]
-    step("tracing prefill, prefill_text, decode, semantic_logits, acoustic_step, codec and codec_first (torch.export) "
+    step("tracing prefill, text_prefill, decode, semantic_logits, acoustic_step, codec and first_chunk_codec (torch.export) "
          "and compiling for "
          + options.backend)
     specs = method_specs(model, options)
     del model  # the specs hold it; the traced programs hold what they need
-    # prefill, prefill_text and decode share one LM cache
+    # prefill, text_prefill and decode share one LM cache
     pte, program_bytes = write_program(specs, metadata, options.backend, out_dir, share_mutable_buffers=True)
     del specs
     shutil.copyfile(checkpoint_dir / "tekken.json", out_dir / "tekken.json")

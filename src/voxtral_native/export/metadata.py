@@ -112,9 +112,9 @@ def tts_metadata(config, options, *, activations_bf16: bool) -> dict[str, int | 
         "n_decoding_steps": config.n_decoding_steps,
         "cfg_alpha": CFG_ALPHA,
         "noise_scale": NOISE_SCALE,
-        # methods: prefill(token_ids, voice), prefill_text(token_ids, position),
+        # methods: prefill(token_ids, voice), text_prefill(token_ids, position),
         # decode(codes, position), semantic_logits(hidden), acoustic_step(hidden, x, step),
-        # codec(codes), codec_first(codes)
+        # codec(codes), first_chunk_codec(codes)
         "dim": config.lm.dim,
         "vocab_size": config.vocab_size,
         "semantic_logits_size": -(-(config.semantic_codebook_size + N_SPECIAL_CODES) // 128) * 128,
