@@ -61,13 +61,13 @@ struct TtsMetadata {
   int max_positions = 0;           // LM positions per utterance (prompt + frames)
   int max_prompt_tokens = 0;       // tokens of one prefill (voice rows included)
   int max_codec_frames = 0;        // frames per codec call (context + chunk)
-  // Slots of the LM's ring KV cache (position p in slot p % lm_cache_slots); 0 in programs
-  // without text_prefill, whose runners prefill every prompt whole.
-  int lm_cache_slots = 0;
   int first_chunk_frames = 0;      // 5
   int chunk_frames = 0;            // 25
   int codec_context_frames = 0;    // 25
   int lm_input_is_bf16 = 0;        // 1: float inputs and outputs of the LM and acoustic methods are bf16
+  // Slots of the LM's ring KV cache (position p in slot p % lm_cache_slots); 0 in programs
+  // without text_prefill, whose runners prefill every prompt whole.
+  int lm_cache_slots = 0;
 };
 
 struct TtsRequest {
