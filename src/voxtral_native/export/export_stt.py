@@ -226,28 +226,21 @@ def _memory_planning_pass(share_mutable_buffers: bool = False):
     return BuffersPlannedOnce(share_mutable_buffers=share_mutable_buffers)
 
 
-def _drop_delegated_weights(program: torch.export.ExportedProgram) -> None:
-    """Frees the weights each delegate was cut from.
+def _share_named_data(program: torch.export.ExportedProgram, named_data: dict) -> None:
+    """Makes each key of XNNPACK's named data one bytes object across the program's methods.
 
-    A LoweredBackendModule keeps the program its partition was lowered from (`original_module`),
-    weights included, until the whole program is written, though the delegate has its own
-    copy of them (XNNPACK packs them into its blob or named data). ExecuTorch's passes still
-    run that program under FakeTensorMode (shapes and dtypes only), so each weight becomes an
-    uninitialized tensor of its shape: memory that is never written is never resident.
+    XNNPACK keys each weight's bytes by their sha256, and methods over one model (the TTS
+    prefill, text_prefill and decode) each carry their own copy of the same LM bytes until
+    serialization merges the keys. `named_data` (key -> bytes, shared across the methods of
+    one program) keeps the first copy and lets the others go as each method is lowered.
     """
     from executorch.exir.lowered_backend_module import LoweredBackendModule
 
-    def placeholder(value):
-        if not isinstance(value, torch.Tensor):
-            return value  # script objects, ...
-        empty = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype)
-        return nn.Parameter(empty, requires_grad=False) if isinstance(value, nn.Parameter) else empty
-
     for module in program.graph_module.modules():
-        if isinstance(module, LoweredBackendModule):
-            original = module.original_module
-            original._state_dict = {k: placeholder(v) for k, v in original._state_dict.items()}
-            original._constants = {k: placeholder(v) for k, v in original._constants.items()}
+        if isinstance(module, LoweredBackendModule) and module.named_data_store_output is not None:
+            out = module.named_data_store_output
+            for key, entry in out.pte_data.items():
+                out.buffers[entry.buffer_index] = named_data.setdefault(key, out.buffers[entry.buffer_index])
 
 
 def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mutable_buffers: bool = False) -> int:
@@ -279,17 +272,17 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
     from executorch.exir.program import EdgeProgramManager
 
     compile_config = EdgeCompileConfig(_check_ir_validity=False)  # voxtral:: ops are not core ATen
-    lowered = {}
+    lowered, named_data = {}, {}
     for name in list(methods):
         single = to_edge_transform_and_lower(
             {name: methods.pop(name)}, partitioner={name: partitioners[name]}, compile_config=compile_config
         )
         lowered[name] = single.exported_program(name)
-        _drop_delegated_weights(lowered[name])
+        _share_named_data(lowered[name], named_data)
         del single
         gc.collect()
     edge = EdgeProgramManager(lowered, constant_methods=metadata, compile_config=compile_config)
-    del lowered
+    del lowered, named_data
     # Reinplacing turns the functional cache updates back into in-place writes; quant
     # fusion turns dequantize + embedding into the quantized embedding kernels.
     config = ExecutorchBackendConfig(
