@@ -178,9 +178,7 @@ def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, ou
             return path, package_methods(programs, metadata, state, path)
     path = out_dir / PROGRAM_FILE
     methods = export_methods(specs)
-    # The traced programs hold what they need: without the modules, each weight is freed once
-    # the last method using it is lowered (the callers have dropped the eager model).
-    specs.clear()
+    specs.clear()  # the traced programs hold what they need; nothing else keeps the eager modules
     return path, lower(methods, metadata, backend, path, share_mutable_buffers)
 
 
