@@ -95,6 +95,16 @@ def test_aoti_export_refuses_what_it_cannot_run():
         SttExportOptions(backend="cuda", quant="4w:16")
 
 
+def test_a_method_name_that_begins_another_is_refused(tmp_path):
+    """torch 2.11's package loader ran 'prefill_text/' for 'prefill' (gpu_graphs.md): refused
+    before anything is compiled."""
+    from voxtral_native.export.aoti import package_methods
+
+    with pytest.raises(ValueError, match="'prefill_text' begins with 'prefill'"):
+        package_methods({"prefill": None, "prefill_text": None}, {}, {}, tmp_path / "model.pt2")
+    assert not (tmp_path / "model.pt2").exists()
+
+
 @pytest.mark.parametrize("t", [1, 3, 4])
 def test_masked_ring_attention_equals_the_reference(t):
     """ops.ring_sdpa_masked (the AOTI form: SDPA over every slot, masked by position, static

@@ -55,7 +55,8 @@ def package_methods(
     for a in methods:
         for b in methods:
             if a != b and b.startswith(a):
-                raise ValueError(f"method name '{a}' begins '{b}': AOTInductor's package loader would confuse them")
+                raise ValueError(f"method name '{b}' begins with '{a}', another method's name: "
+                                 "AOTInductor's package loader would confuse them")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     names = ",".join(methods)
