@@ -416,3 +416,55 @@ def test_export_never_reads_its_uninitialized_state(tiny_stt_dir, tiny_stt_artif
     want = voxtral_native.Transcriber(tiny_stt_artifact).transcribe(clip)
     got = voxtral_native.Transcriber(tmp_path / "nan-state").transcribe(clip)
     assert got.tokens == want.tokens and got.text == want.text
+
+
+class _TwoLinears(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.quantized, self.plain = torch.nn.Linear(64, 96), torch.nn.Linear(96, 32)
+
+    def forward(self, x):
+        return self.plain(torch.relu(self.quantized(x)))
+
+
+def test_lowering_shares_the_weights_and_writes_the_program_unchanged(tmp_path, monkeypatch):
+    """lower()'s memory savings change no byte: XNNPACK's preprocess gets copies of the
+    partitions' programs that share their tensors (not ExecuTorch's deep copies of every
+    weight), leaves those tensors as they were, and the program equals the deep copies' one."""
+    import contextlib
+
+    from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
+
+    from voxtral_native.export import export_stt as es
+    from voxtral_native.export.quantize import quantize_module_
+
+    def traced(seed: int):
+        torch.manual_seed(seed)
+        module = _TwoLinears().eval()
+        quantize_module_(module, QuantScheme.parse("8da4w:32"), torch.nn.Linear, names={"quantized"})
+        return torch.export.export(module, (torch.randn(3, 64),))
+
+    def plain_tensors(program) -> list[torch.Tensor]:  # torchao's quantized weights: their inner tensors
+        out = []
+        for t in program.state_dict.values():
+            names = t.__tensor_flatten__()[0] if hasattr(t, "__tensor_flatten__") else None
+            out += [getattr(t, n) for n in names] if names else [t]
+        return out
+
+    program = traced(0)
+    weights = [t.clone() for t in plain_tensors(program)]
+
+    with es._preprocess_copies_share_weights():
+        copied = XnnpackBackend.copy_exported_program_for_preprocess(program, [])
+        assert copied.graph_module is not program.graph_module  # its own graph, passes may rewrite it
+        assert all(copied.state_dict[k] is v for k, v in program.state_dict.items())  # the same tensors
+    restored = XnnpackBackend.copy_exported_program_for_preprocess(program, [])
+    assert all(restored.state_dict[k] is not v for k, v in program.state_dict.items())  # ExecuTorch's own again
+
+    shared_pte, deep_pte = tmp_path / "shared.pte", tmp_path / "deep.pte"
+    es.lower({"forward": program}, {}, "xnnpack", shared_pte)
+    for now, before in zip(plain_tensors(program), weights, strict=True):  # preprocess wrote into none
+        assert torch.equal(now, before)
+    monkeypatch.setattr(es, "_preprocess_copies_share_weights", contextlib.nullcontext)
+    es.lower({"forward": traced(0)}, {}, "xnnpack", deep_pte)
+    assert shared_pte.read_bytes() == deep_pte.read_bytes()

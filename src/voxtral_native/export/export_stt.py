@@ -22,10 +22,14 @@ tensors each session owns, export/aoti.py).
 from __future__ import annotations
 
 
+import contextlib
+import copy
+import ctypes
 import gc
 import shutil
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -177,6 +181,7 @@ def write_program(specs: dict[str, MethodSpec], metadata: dict, backend: str, ou
             path = out_dir / AOTI_PROGRAM_FILE
             return path, package_methods(programs, metadata, state, path)
     path = out_dir / PROGRAM_FILE
+    release_freed_memory()  # the loading's and quantization's temporaries
     methods = export_methods(specs)
     specs.clear()  # the traced programs hold what they need; nothing else keeps the eager modules
     return path, lower(methods, metadata, backend, path, share_mutable_buffers)
@@ -241,6 +246,62 @@ def _share_named_data(program: torch.export.ExportedProgram, named_data: dict) -
                 out.buffers[entry.buffer_index] = named_data.setdefault(key, out.buffers[entry.buffer_index])
 
 
+@contextlib.contextmanager
+def _preprocess_copies_share_weights() -> Iterator[None]:
+    """XNNPACK's preprocess gets copies of the partitions' programs that share their weights.
+
+    ExecuTorch deep-copies every partition's program before a backend's preprocess
+    (`BackendDetails.copy_exported_program_for_preprocess`) and holds all of a method's
+    copies until it is lowered: for the decoder, one program holding all its weights, a
+    second 3 GB of int8 data at the export's peak. XNNPACK's preprocess rewrites the graph
+    and reads the weights into its own buffers; it never writes into a weight tensor, so
+    the copies keep their own graph and state dict but point at the same tensors (what
+    ExecuTorch's CUDA backend does in its low-memory mode). The program is byte-identical.
+    """
+    from executorch.backends.xnnpack.xnnpack_preprocess import XnnpackBackend
+
+    def copy_sharing_tensors(cls, edge_program, compile_specs):
+        memo = {id(t): t for values in (edge_program.state_dict, edge_program.constants)
+                for t in values.values() if isinstance(t, torch.Tensor)}  # fmt: skip
+        return copy.deepcopy(edge_program, memo)
+
+    name = "copy_exported_program_for_preprocess"
+    own = XnnpackBackend.__dict__.get(name)
+    setattr(XnnpackBackend, name, classmethod(copy_sharing_tensors))
+    try:
+        yield
+    finally:
+        if own is None:
+            delattr(XnnpackBackend, name)
+        else:
+            setattr(XnnpackBackend, name, own)
+
+
+def release_freed_memory() -> None:
+    """Collects garbage and hands the C heap's free pages back to the system (glibc).
+
+    Loading and quantizing leave gigabytes of freed temporaries in glibc's heap (blocks
+    below its mmap threshold, which rises to 32 MB as tensors are freed): free to Python
+    but still resident, they would add to the peak of the lowering that follows.
+    """
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # not glibc (musl): nothing to trim
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def releasing_after(hook: Callable[[str, nn.Module], None]) -> Callable[[str, nn.Module], None]:
+    """A loader hook (quantize each block as it is read) that then releases what the block's
+    bf16 -> float32 -> quantized conversion freed, so the next block reuses no fragmented
+    heap and the load's resident peak stays near what it holds."""
+
+    def after(name: str, block: nn.Module) -> None:
+        hook(name, block)
+        release_freed_memory()
+
+    return after
+
+
 def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mutable_buffers: bool = False) -> int:
     """Lowers the traced `methods` and writes the program to `out_path`; returns its size.
 
@@ -272,13 +333,14 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
     compile_config = EdgeCompileConfig(_check_ir_validity=False)  # voxtral:: ops are not core ATen
     lowered, named_data = {}, {}
     for name in list(methods):
-        single = to_edge_transform_and_lower(
-            {name: methods.pop(name)}, partitioner={name: partitioners[name]}, compile_config=compile_config
-        )
+        with _preprocess_copies_share_weights():
+            single = to_edge_transform_and_lower(
+                {name: methods.pop(name)}, partitioner={name: partitioners[name]}, compile_config=compile_config
+            )
         lowered[name] = single.exported_program(name)
         _share_named_data(lowered[name], named_data)
         del single
-        gc.collect()
+        release_freed_memory()
     edge = EdgeProgramManager(lowered, constant_methods=metadata, compile_config=compile_config)
     del lowered, named_data
     # Reinplacing turns the functional cache updates back into in-place writes; quant
@@ -322,7 +384,9 @@ def export_stt(
         dtype=DTYPES[options.dtype],
         max_encoder_tokens=options.max_encoder_tokens,
         max_decoder_tokens=options.max_decoder_tokens,
-        on_module_loaded=quantizer(s["encoder"], s["decoder"], s["embedding"], tinygemm_device=device),
+        on_module_loaded=releasing_after(
+            quantizer(s["encoder"], s["decoder"], s["embedding"], tinygemm_device=device)
+        ),
         uninitialized_state=device is None,  # ExecuTorch plans the caches itself: never touched here
     )
     if device is not None:

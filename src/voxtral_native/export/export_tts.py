@@ -62,7 +62,14 @@ from torch import nn
 
 from voxtral_native.artifact import write_manifest
 from voxtral_native.export.aoti import MethodSpec
-from voxtral_native.export.export_stt import AOTI_DEVICES, BACKENDS, DTYPES, check_aoti_options, write_program
+from voxtral_native.export.export_stt import (
+    AOTI_DEVICES,
+    BACKENDS,
+    DTYPES,
+    check_aoti_options,
+    releasing_after,
+    write_program,
+)
 from voxtral_native.export.metadata import CHUNK_FRAMES, CODEC_CONTEXT_FRAMES, FIRST_CHUNK_FRAMES, tts_metadata
 from voxtral_native.export.models.tts import VoxtralTts, quantize_acoustic
 from voxtral_native.export.quantize import EMBEDDING_SCHEMES, QuantScheme, quantize_module_
@@ -246,7 +253,7 @@ def export_tts(
     device = AOTI_DEVICES.get(options.backend)  # None: ExecuTorch
     model = load_tts(
         checkpoint_dir, dtype=DTYPES[options.dtype], max_positions=options.max_positions,
-        max_tokens=options.max_prompt_tokens, on_module_loaded=tts_quantizer(options.schemes, device),
+        max_tokens=options.max_prompt_tokens, on_module_loaded=releasing_after(tts_quantizer(options.schemes, device)),
         uninitialized_state=device is None,  # ExecuTorch plans the caches itself: never touched here
     )  # fmt: skip
     model.audio_tokenizer.float()  # the codec computes in float32 whatever the LM's dtype
