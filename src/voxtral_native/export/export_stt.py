@@ -291,9 +291,9 @@ def release_freed_memory() -> None:
 
 
 def releasing_after(hook: Callable[[str, nn.Module], None]) -> Callable[[str, nn.Module], None]:
-    """A loader hook (quantize each block as it is read) that then releases what the block's
-    bf16 -> float32 -> quantized conversion freed, so the next block reuses no fragmented
-    heap and the load's resident peak stays near what it holds."""
+    """A loader hook (quantize each block as it is read) that then returns to the system what
+    the block's bf16 -> float32 -> quantized conversion freed, so the load's resident size
+    stays near what the model holds (full speech-to-text: 7.85 GB at most, was 10.2)."""
 
     def after(name: str, block: nn.Module) -> None:
         hook(name, block)
