@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include <executorch/extension/kernel_util/make_boxed_from_unboxed_functor.h>
@@ -46,83 +47,169 @@ using executorch::runtime::KernelRuntimeContext;
 // arithmetic depends only on its own position and the window, never on which call or tile
 // it came in (so a stream chunked any way computes the same floats).
 constexpr int64_t kKeyBlock = 32;
-// Query rows (query heads of one KV head x positions) per work item: their running
-// outputs stay in L1 while the key blocks stream past.
-constexpr int64_t kRowTile = 32;
+// Query rows (query heads of one KV head x positions) per work item: each key block is
+// gathered (transposed, widened) once per tile, so a larger tile gathers less per row (an
+// offline encoder call, 128 frames of one head, is one tile); the tile's queries and running
+// outputs (2 x 128 x D floats) stay in L2 while the key blocks stream past.
+constexpr int64_t kRowTile = 128;
 
-// s[j] = sum_d q[d] * kt[d][j] for the block's kKeyBlock keys (kt: the block's keys
-// transposed, [D][kKeyBlock]): broadcast-multiply-add over the key axis, which vectorizes
-// without the horizontal sums of one dot product per key.
-VOXTRAL_MULTIVERSION static void block_scores(const float* q, const float* kt, int64_t D, float* s) {
-  float acc[kKeyBlock] = {};
+// Rows of one tile taken together in the two block loops below: kRowsAtOnce x kKeyBlock score
+// accumulators (8 AVX-512 registers) are independent FMA chains, enough to hide the FMA
+// latency, and each key / value row loaded is used kRowsAtOnce times (one row at a time had 2
+// chains). Every row's arithmetic is the same whichever rows it is grouped with.
+constexpr int64_t kRowsAtOnce = 4;
+
+// s[r][j] = sum_d q[r][d] * kt[d][j] for kRowsAtOnce rows of q (row stride D) and the block's
+// kKeyBlock keys (kt: the block's keys transposed, [D][kKeyBlock]): broadcast-multiply-add over
+// the key axis, which vectorizes without the horizontal sums of one dot product per key.
+VOXTRAL_MULTIVERSION static void block_scores(const float* q, const float* kt, int64_t D,
+                                              float (*s)[kKeyBlock]) {
+  float acc[kRowsAtOnce][kKeyBlock] = {};
   for (int64_t d = 0; d < D; ++d) {
-    const float qd = q[d];
     const float* row = kt + d * kKeyBlock;
-    for (int64_t j = 0; j < kKeyBlock; ++j) acc[j] += qd * row[j];
+    for (int64_t r = 0; r < kRowsAtOnce; ++r) {
+      const float qd = q[r * D + d];
+      for (int64_t j = 0; j < kKeyBlock; ++j) acc[r][j] += qd * row[j];
+    }
   }
-  for (int64_t j = 0; j < kKeyBlock; ++j) s[j] = acc[j];
+  std::memcpy(s, acc, sizeof(acc));
 }
 
 VOXTRAL_MULTIVERSION static void scale_row(float* x, float factor, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= factor;
 }
 
-// e^x for x <= 0 (a score minus its row's maximum), written so that loops over it
-// vectorize (std::exp does not): e^x = 2^n e^r with n = round(x / ln 2), |r| <= ln(2) / 2,
-// e^r by Cephes' degree-6 polynomial (within 2 ulp of expf); below -87 it returns 0.
-static inline float exp_nonpositive(float x) {
-  const float clamped = std::max(x, -87.f);
-  const float n = std::floor(clamped * 1.44269504088896341f + 0.5f);
-  const float r = clamped - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
+// 16 floats / int32s as GCC vector extensions: each target clone compiles them to its widest
+// registers (one AVX-512 register, two AVX2 ones, four SSE ones), where the scalar loops these
+// replace did not vectorize (a floor, an int conversion and selects in one loop).
+#pragma GCC diagnostic ignored "-Wpsabi"  // the note that 64-byte vector arguments differ by target
+typedef float F16 __attribute__((vector_size(64)));
+typedef int32_t I16 __attribute__((vector_size(64)));
+static_assert(kKeyBlock == 32, "block_weights takes a block as two 16-lane vectors");
+
+// Lane permutations of a 16-lane reduction tree: swap halves, quarters, pairs, neighbours.
+constexpr I16 kSwap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
+constexpr I16 kSwap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
+constexpr I16 kSwap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
+constexpr I16 kSwap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+
+// Always inlined (into each target clone of the caller, which then passes no vector by value).
+static inline __attribute__((always_inline)) F16 lanewise_max(F16 a, F16 b) { return a > b ? a : b; }
+
+// The maximum / sum of a vector's 16 lanes, in a fixed tree (the same order for every row).
+static inline __attribute__((always_inline)) float lane_max(F16 v) {
+  v = lanewise_max(v, __builtin_shuffle(v, kSwap8));
+  v = lanewise_max(v, __builtin_shuffle(v, kSwap4));
+  v = lanewise_max(v, __builtin_shuffle(v, kSwap2));
+  v = lanewise_max(v, __builtin_shuffle(v, kSwap1));
+  return v[0];
+}
+
+static inline __attribute__((always_inline)) float lane_sum(F16 v) {
+  v += __builtin_shuffle(v, kSwap8);
+  v += __builtin_shuffle(v, kSwap4);
+  v += __builtin_shuffle(v, kSwap2);
+  v += __builtin_shuffle(v, kSwap1);
+  return v[0];
+}
+
+// e^x for x in [-87, 0] (a score minus its row's maximum, clamped), 16 lanes at once:
+// e^x = 2^n e^r with n = round(x / ln 2) (by adding and subtracting 1.5 * 2^23, which also
+// leaves n in the low bits of the sum), |r| <= ln(2) / 2, e^r by Cephes' degree-6
+// polynomial (within 2 ulp of expf).
+static inline __attribute__((always_inline)) F16 exp_clamped(F16 x) {
+  const float magic = 12582912.f;  // 1.5 * 2^23
+  const F16 shifted = x * 1.44269504088896341f + magic;
+  const F16 n = shifted - magic;
+  const F16 r = x - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts
+  F16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, n in [-126, 0]
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof(two_n));
-  return x < -87.f ? 0.f : p * two_n;
+  const I16 n_int = reinterpret_cast<I16>(shifted) - 0x4B400000;  // n, in [-126, 0]
+  return p * reinterpret_cast<F16>((n_int + 127) << 23);          // times 2^n
 }
 
-// For keys j0..j1 of a block: e_j = exp(s_j - max), acc += sum_j e_j v_j (v: [kKeyBlock][D]);
-// returns sum_j e_j.
-VOXTRAL_MULTIVERSION static float accumulate_block(const float* s, int64_t j0, int64_t j1, float max, const float* v,
-                                                   int64_t D, float* acc) {
-  float e[kKeyBlock];
-  float sum = 0.f;
-  for (int64_t j = j0; j <= j1; ++j) e[j] = exp_nonpositive(s[j] - max);
-  for (int64_t j = j0; j <= j1; ++j) sum += e[j];
-  // 32 output columns at a time, held in registers across the block's keys.
+// The block's softmax weights for one row, from its scores s (-inf for the keys the row does
+// not see; at least one seen): raises the row's running maximum `max` to the block's if larger
+// (returning the factor, <= 1, that what was summed so far must be scaled by), then
+// e[j] = exp(s[j] - max) (0 below e^-87, so 0 for unseen keys) and adds sum_j e[j] to `sum`.
+// The arithmetic is the same for every row, call and tiling.
+VOXTRAL_MULTIVERSION static float block_weights(const float* s, float& max, float& sum, float* e) {
+  F16 s_lo, s_hi;
+  std::memcpy(&s_lo, s, sizeof(F16));
+  std::memcpy(&s_hi, s + 16, sizeof(F16));
+  const float block_max = lane_max(lanewise_max(s_lo, s_hi));
+  float factor = 1.f;
+  if (block_max > max) {
+    factor = std::exp(max - block_max);  // 0 for the row's first block (max = -inf)
+    max = block_max;
+  }
+  const F16 floor = F16{} - 87.f, zero = F16{};  // e^-87: about the smallest normal float
+  const F16 x_lo = s_lo - max, x_hi = s_hi - max;   // <= 0; -inf where unseen
+  const F16 e_lo = x_lo >= floor ? exp_clamped(x_lo >= floor ? x_lo : floor) : zero;
+  const F16 e_hi = x_hi >= floor ? exp_clamped(x_hi >= floor ? x_hi : floor) : zero;
+  std::memcpy(e, &e_lo, sizeof(F16));
+  std::memcpy(e + 16, &e_hi, sizeof(F16));
+  sum = sum * factor + lane_sum(e_lo + e_hi);
+  return factor;
+}
+
+// acc[r][d] += sum_j e[r][j] * v[j][d] for kRowsAtOnce rows (acc row stride D; v: [kKeyBlock][D]).
+// A key a row does not see has e = 0, and adding 0 * v (v finite) leaves its sum unchanged.
+VOXTRAL_MULTIVERSION static void accumulate_block(const float (*e)[kKeyBlock], const float* v, int64_t D, float* acc) {
+  // 32 output columns of each row at a time, held in registers across the block's keys.
   int64_t d0 = 0;
   for (; d0 + 32 <= D; d0 += 32) {
-    float a[32];
-    for (int i = 0; i < 32; ++i) a[i] = acc[d0 + i];
-    for (int64_t j = j0; j <= j1; ++j) {
-      const float w = e[j];
+    float a[kRowsAtOnce][32];
+    for (int64_t r = 0; r < kRowsAtOnce; ++r)
+      for (int i = 0; i < 32; ++i) a[r][i] = acc[r * D + d0 + i];
+    for (int64_t j = 0; j < kKeyBlock; ++j) {
       const float* row = v + j * D + d0;
-      for (int i = 0; i < 32; ++i) a[i] += w * row[i];
+      for (int64_t r = 0; r < kRowsAtOnce; ++r) {
+        const float w = e[r][j];
+        for (int i = 0; i < 32; ++i) a[r][i] += w * row[i];
+      }
     }
-    for (int i = 0; i < 32; ++i) acc[d0 + i] = a[i];
+    for (int64_t r = 0; r < kRowsAtOnce; ++r)
+      for (int i = 0; i < 32; ++i) acc[r * D + d0 + i] = a[r][i];
   }
-  for (int64_t j = j0; j <= j1 && d0 < D; ++j) {
-    for (int64_t d = d0; d < D; ++d) acc[d] += e[j] * v[j * D + d];
+  for (int64_t r = 0; r < kRowsAtOnce && d0 < D; ++r) {
+    for (int64_t j = 0; j < kKeyBlock; ++j) {
+      for (int64_t d = d0; d < D; ++d) acc[r * D + d] += e[r][j] * v[j * D + d];
+    }
   }
-  return sum;
 }
 
-// Per-thread scratch for one tile: R rows of D.
+// The keys at positions first..last of the block starting at position `block`, transposed
+// (kt [D][kKeyBlock]), and their values (v [kKeyBlock][D]); the block's other keys are zeros,
+// so that their zero weights add exactly nothing, whatever unfilled cache slots hold.
+VOXTRAL_MULTIVERSION static void gather_block(const float* k_head, const float* v_head, int64_t S, int64_t D,
+                                              int64_t block, int64_t first, int64_t last, float* kt, float* v) {
+  for (int64_t i = 0; i < D * kKeyBlock; ++i) kt[i] = 0.f;
+  for (int64_t i = 0; i < kKeyBlock * D; ++i) v[i] = 0.f;
+  for (int64_t p = first; p <= last; ++p) {
+    const int64_t j = p - block;
+    const float* k = k_head + (p % S) * D;
+    for (int64_t d = 0; d < D; ++d) kt[d * kKeyBlock + j] = k[d];
+    std::memcpy(v + j * D, v_head + (p % S) * D, D * sizeof(float));
+  }
+}
+
+// Per-thread scratch for one tile: R rows of D (R rounded up to kRowsAtOnce; padding rows are
+// zero queries whose results are dropped).
 struct TileScratch {
   std::vector<float> q, acc, kt, v, max, sum;
   void resize(int64_t R, int64_t D) {
-    q.resize(R * D);
-    acc.resize(R * D);
+    const int64_t padded = (R + kRowsAtOnce - 1) / kRowsAtOnce * kRowsAtOnce;
+    q.assign(padded * D, 0.f);
+    acc.assign(padded * D, 0.f);
     kt.resize(D * kKeyBlock);
     v.resize(kKeyBlock * D);
-    max.resize(R);
-    sum.resize(R);
+    max.assign(padded, -INFINITY);
+    sum.assign(padded, 0.f);
   }
 };
 
@@ -141,42 +228,51 @@ void attend_tile(const T* qd, const T* kd, const T* vd, T* od, int64_t b, int64_
     const T* src = qd + q_row(r);
     for (int64_t d = 0; d < D; ++d) w.q[r * D + d] = static_cast<float>(src[d]) * scale;
   }
-  std::fill(w.acc.begin(), w.acc.end(), 0.f);
-  std::fill(w.max.begin(), w.max.end(), -INFINITY);
-  std::fill(w.sum.begin(), w.sum.end(), 0.f);
   const T* k_head = kd + (b * Hkv + kv) * S * D;
   const T* v_head = vd + (b * Hkv + kv) * S * D;
   const int64_t lo = std::max<int64_t>(0, p0 + t0 - window + 1), hi = p0 + t1 - 1;
-  float s[kKeyBlock];
+  float s[kRowsAtOnce][kKeyBlock];
+  float e[kRowsAtOnce][kKeyBlock];
   for (int64_t block = lo / kKeyBlock * kKeyBlock; block <= hi; block += kKeyBlock) {
     const int64_t first = std::max(block, lo), last = std::min(block + kKeyBlock - 1, hi);
-    // The block's keys transposed and its values, as float32; absent keys are zeros.
-    std::fill(w.kt.begin(), w.kt.end(), 0.f);
-    for (int64_t p = first; p <= last; ++p) {
-      const int64_t j = p - block;
-      const T* k = k_head + (p % S) * D;
-      const T* v = v_head + (p % S) * D;
-      for (int64_t d = 0; d < D; ++d) {
-        w.kt[d * kKeyBlock + j] = static_cast<float>(k[d]);
-        w.v[j * D + d] = static_cast<float>(v[d]);
+    if constexpr (std::is_same_v<T, float>) {
+      gather_block(k_head, v_head, S, D, block, first, last, w.kt.data(), w.v.data());
+    } else {
+      std::fill(w.kt.begin(), w.kt.end(), 0.f);
+      std::fill(w.v.begin(), w.v.end(), 0.f);
+      for (int64_t p = first; p <= last; ++p) {
+        const int64_t j = p - block;
+        const T* k = k_head + (p % S) * D;
+        const T* v = v_head + (p % S) * D;
+        for (int64_t d = 0; d < D; ++d) {
+          w.kt[d * kKeyBlock + j] = static_cast<float>(k[d]);
+          w.v[j * D + d] = static_cast<float>(v[d]);
+        }
       }
     }
-    for (int64_t r = 0; r < R; ++r) {
-      const int64_t p = p0 + t0 + r / group;  // this row's position: it sees (p - window, p]
-      const int64_t j0 = std::max(std::max<int64_t>(0, p - window + 1), first) - block;
-      const int64_t j1 = std::min(p, last) - block;
-      if (j0 > j1) continue;
-      block_scores(w.q.data() + r * D, w.kt.data(), D, s);
-      float block_max = -INFINITY;
-      for (int64_t j = j0; j <= j1; ++j) block_max = std::max(block_max, s[j]);
-      float* acc = w.acc.data() + r * D;
-      if (block_max > w.max[r]) {  // rescale what was summed under the old maximum
-        const float factor = std::exp(w.max[r] - block_max);
-        scale_row(acc, factor, D);
-        w.sum[r] *= factor;
-        w.max[r] = block_max;
+    for (int64_t r0 = 0; r0 < R; r0 += kRowsAtOnce) {
+      block_scores(w.q.data() + r0 * D, w.kt.data(), D, s);
+      bool any = false;
+      for (int64_t i = 0; i < kRowsAtOnce; ++i) {
+        const int64_t r = r0 + i;
+        // this row's position p sees (p - window, p]; padding rows see nothing
+        const int64_t p = p0 + t0 + r / group;
+        const int64_t j0 = std::max(std::max<int64_t>(0, p - window + 1), first) - block;
+        const int64_t j1 = std::min(p, last) - block;
+        if (r >= R || j0 > j1) {
+          std::fill(e[i], e[i] + kKeyBlock, 0.f);
+          continue;
+        }
+        any = true;
+        if (j0 > 0 || j1 < kKeyBlock - 1) {  // a block at an edge of the row's window
+          for (int64_t j = 0; j < kKeyBlock; ++j) {
+            if (j < j0 || j > j1) s[i][j] = -INFINITY;
+          }
+        }
+        const float factor = block_weights(s[i], w.max[r], w.sum[r], e[i]);
+        if (factor != 1.f) scale_row(w.acc.data() + r * D, factor, D);  // rescale what was summed
       }
-      w.sum[r] += accumulate_block(s, j0, j1, w.max[r], w.v.data(), D, acc);
+      if (any) accumulate_block(e, w.v.data(), D, w.acc.data() + r0 * D);
     }
   }
   for (int64_t r = 0; r < R; ++r) {
