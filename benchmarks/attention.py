@@ -43,8 +43,12 @@ def build(queries: int, heads: int, kv_heads: int, d: int, window: int, out: Pat
             return ops.ring_sdpa(q, k_cache, v_cache, start_pos, window)
 
     slots = window + queries - 1
-    example = (torch.randn(1, queries, heads, d), torch.randn(1, kv_heads, slots, d), torch.randn(1, kv_heads, slots, d),
-               torch.tensor([0]))
+    example = (
+        torch.randn(1, queries, heads, d),
+        torch.randn(1, kv_heads, slots, d),
+        torch.randn(1, kv_heads, slots, d),
+        torch.tensor([0]),
+    )
     with torch.no_grad():
         exported = torch.export.export(Attention(), example)
     program = to_edge_transform_and_lower(exported).to_executorch(ExecutorchBackendConfig())
