@@ -295,15 +295,15 @@ def test_ring_caches_past_their_windows_match_unwrapped_attention(small_window_c
 
 @pytest.mark.parametrize("name", ["8da4w", "8da8w", "4w", "8w:64"])
 def test_tall_linears_quantized_in_row_blocks_equal_the_whole(name, monkeypatch):
-    """The output head is quantized ROW_BLOCK rows at a time (bounded HQQ temporaries): the
-    weight it gets equals torchao's quantization of the whole matrix, bit for bit, and the
+    """Large linears are quantized in blocks of rows (bounded HQQ temporaries, early stops per
+    block): the weight equals torchao's quantization of the whole matrix, bit for bit, and the
     layer computes the same outputs. A wrong assembly (blocks out of order) would fail."""
     from torch import nn
     from torchao.quantization import quantize_
 
     from voxtral_native.export import quantize
 
-    monkeypatch.setattr(quantize, "ROW_BLOCK", 96)  # 3 blocks and a short last one
+    monkeypatch.setattr(quantize, "BLOCK_ELEMENTS", 96 * 128)  # 96 rows: 3 blocks and a short last one
     scheme = QuantScheme.parse(name)
     g = torch.Generator().manual_seed(3)
     weight = 0.05 * torch.randn(300, 128, generator=g)
@@ -336,7 +336,7 @@ def test_tall_embedding_tables_quantized_in_row_blocks_equal_the_whole(name, mon
 
     from voxtral_native.export import quantize
 
-    monkeypatch.setattr(quantize, "ROW_BLOCK", 96)
+    monkeypatch.setattr(quantize, "BLOCK_ELEMENTS", 96 * 128)
     scheme = QuantScheme.parse(name, EMBEDDING_SCHEMES)
     g = torch.Generator().manual_seed(4)
     weight = 0.05 * torch.randn(300, 128, generator=g)

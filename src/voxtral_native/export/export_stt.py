@@ -312,20 +312,19 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
     """
     from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge_transform_and_lower
 
-    partitioners: dict[str, list] = {name: [] for name in methods}
+    partitioners: list = []
     if backend == "xnnpack":
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import (
-            XnnpackDynamicallyQuantizedPartitioner,
-            XnnpackPartitioner,
-        )
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-        for name, program in methods.items():
-            # Dynamically quantized linears first, so the generic partitioner does not split
-            # them. Only where there are some: that partitioner takes every linear, float ones
-            # too, each group in a delegate of its own, which cut a float method into ~7
-            # delegate calls per layer instead of one for the whole graph.
-            dynamic = any("choose_qparams" in str(n.target) for n in program.graph.nodes)
-            partitioners[name] = [XnnpackDynamicallyQuantizedPartitioner()] * dynamic + [XnnpackPartitioner()]
+        # One partitioner for every op it supports, dynamically quantized linears included:
+        # each run of supported ops between two ops XNNPACK does not take (voxtral::ring_sdpa,
+        # the cache updates) is one delegate. Running XnnpackDynamicallyQuantizedPartitioner
+        # first, as ExecuTorch's LLM examples do, gave each group of quantized linears a
+        # delegate of its own and the ops between them others: 768 delegates in the full
+        # speech-to-text program instead of ~190, the same outputs bit for bit, and a
+        # partition preprocessed (17 graph passes) apiece at export
+        # (benchmarks/results/export_time.md).
+        partitioners = [XnnpackPartitioner()]
     # One method at a time, each traced program dropped once lowered: its weights then live
     # only in the delegate's blob, not twice over every method's lowering.
     from executorch.exir.program import EdgeProgramManager
@@ -335,7 +334,7 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
     for name in list(methods):
         with _preprocess_copies_share_weights():
             single = to_edge_transform_and_lower(
-                {name: methods.pop(name)}, partitioner={name: partitioners[name]}, compile_config=compile_config
+                {name: methods.pop(name)}, partitioner={name: partitioners}, compile_config=compile_config
             )
         lowered[name] = single.exported_program(name)
         _share_named_data(lowered[name], named_data)

@@ -178,24 +178,39 @@ def _replace_weight_only_linears_(module: nn.Module) -> None:
             _replace_weight_only_linears_(child)
 
 
-# Rows quantized at a time in a tall linear or embedding table. torchao's HQQ scale search
-# holds several float32 copies of the weight it quantizes: on the 131072 x 3072 output head
-# that was ~6 GB on top of the model, the full-size export's peak
-# (benchmarks/results/stt_export_full.md), and the token table the same again. Each group
-# lies within one row, so quantizing blocks of rows gives the same tensors bit for bit
-# (test_stt_export checks it on every scheme).
-ROW_BLOCK = 8192
+# Weights quantized at a time: a linear or embedding table with more elements than this is
+# quantized in blocks of whole rows of about this size. Two reasons:
+# - Memory: torchao's HQQ scale search holds several float32 copies of the weight it
+#   quantizes. On the 131072 x 3072 output head that was ~6 GB on top of the model, the
+#   full-size export's peak (benchmarks/results/stt_export_full.md).
+# - Time: HQQ iterates until the largest relative change of any scale in the tensor is below
+#   1e-5, or 20 times. A 9216 x 3072 matrix almost always runs all 20; a block of ~100 rows
+#   stops as soon as its own scales settle. Full-size linears quantize 8-13x faster
+#   (benchmarks/results/export_time.md).
+# Each group lies within one row. A group's scale is a function of its rounded weights, so
+# once they repeat, the scale repeats exactly. A change in the rounding moves the scale by far
+# more than 1e-5. So a block stops only where all its scales have reached such a fixed point,
+# and further iterations of the whole would not change them: the tensors are the same bit for
+# bit. test_stt_export checks this on every scheme, and a full-size export's program bytes
+# were compared too (export_time.md).
+BLOCK_ELEMENTS = 1 << 18
+
+
+def rows_per_block(weight: torch.Tensor) -> int:
+    """Rows of `weight` ([rows, cols]) quantized at a time."""
+    return max(1, BLOCK_ELEMENTS // weight.shape[-1])
 
 
 def _quantize_rows_in_blocks_(layer: nn.Linear | nn.Embedding, scheme: QuantScheme) -> None:
-    """torchao quantization of `layer`'s weight ([out, in] or [num, dim]), ROW_BLOCK rows at
-    a time, assembled into the one quantized weight torchao would have made of the whole."""
+    """torchao quantization of `layer`'s weight ([out, in] or [num, dim]), rows_per_block rows
+    at a time, assembled into the one quantized weight torchao would have made of the whole."""
     from torchao.quantization import quantize_
 
     weight = layer.weight.detach()  # [rows, cols]
     parts = []
-    for start in range(0, weight.shape[0], ROW_BLOCK):
-        rows = weight[start : start + ROW_BLOCK]
+    step = rows_per_block(weight)
+    for start in range(0, weight.shape[0], step):
+        rows = weight[start : start + step]
         with torch.device("meta"):
             if isinstance(layer, nn.Embedding):
                 block = nn.Sequential(nn.Embedding(rows.shape[0], rows.shape[1]))
@@ -241,8 +256,8 @@ def quantize_module_(
         nonlocal count
         ok = isinstance(m, kind) and (scheme.group_size == 0 or m.weight.shape[-1] % scheme.group_size == 0)
         ok = ok and (names is None or fqn in names)
-        if ok and m.weight.shape[0] > ROW_BLOCK:
-            _quantize_rows_in_blocks_(m, scheme)  # tall (the output head, the token table): bounded temporaries
+        if ok and m.weight.shape[0] > rows_per_block(m.weight):
+            _quantize_rows_in_blocks_(m, scheme)  # large: bounded temporaries, early stops per block
             count += 1
             return False
         count += ok
