@@ -468,3 +468,52 @@ def test_lowering_shares_the_weights_and_writes_the_program_unchanged(tmp_path, 
     monkeypatch.setattr(es, "_preprocess_copies_share_weights", contextlib.nullcontext)
     es.lower({"forward": traced(0)}, {}, "xnnpack", deep_pte)
     assert shared_pte.read_bytes() == deep_pte.read_bytes()
+
+
+class _ConvThenLinears(torch.nn.Module):
+    """A 1-D conv stem and a quantized linear, as the speech-to-text encoder starts."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.linears = torch.nn.Conv1d(8, 64, 3), _TwoLinears()
+
+    def forward(self, x):  # [1, 8, 10] -> [1, 8, 32]
+        return self.linears(torch.nn.functional.gelu(self.conv(x)).transpose(1, 2))
+
+
+def test_lowering_skips_only_passes_with_nothing_to_rewrite(tmp_path, monkeypatch):
+    """XNNPACK's preprocess drops the passes whose ops a partition lacks (batch norm, PReLU,
+    upsampling, padding, 1-D conv) and keeps the rest; the program is the same byte for byte
+    as with all 17 passes, for a graph with a conv (the conv pass runs) and linears."""
+    import contextlib
+
+    from executorch.backends.xnnpack import _passes
+
+    from voxtral_native.export import export_stt as es
+    from voxtral_native.export.quantize import quantize_module_
+
+    def traced():
+        torch.manual_seed(0)
+        module = _ConvThenLinears().eval()
+        quantize_module_(module, QuantScheme.parse("8da4w:32"), torch.nn.Linear, names={"linears.quantized"})
+        return torch.export.export(module, (torch.randn(1, 8, 10),))
+
+    ran: list[list[str]] = []
+    own_transform = _passes.XNNPACKPassManager.transform
+
+    def recording_transform(self):
+        ran.append([p.__name__ for p in self.passes])
+        return own_transform(self)
+
+    monkeypatch.setattr(_passes.XNNPACKPassManager, "transform", recording_transform)
+    gated_pte, all_pte = tmp_path / "gated.pte", tmp_path / "all.pte"
+    es.lower({"forward": traced()}, {}, "xnnpack", gated_pte)
+    assert ran and all(len(passes) < 17 for passes in ran)
+    assert all("FuseBatchNormPass" not in passes and "PReLUReshapePass" not in passes for passes in ran)
+    assert any("Conv1dUnsqueezePass" in passes for passes in ran)  # the partition with the conv
+    assert all("ConvertToLinearPass" in passes for passes in ran)
+    ran.clear()
+    monkeypatch.setattr(es, "_xnnpack_skips_passes_without_targets", contextlib.nullcontext)
+    es.lower({"forward": traced()}, {}, "xnnpack", all_pte)
+    assert ran and all(len(passes) == 17 for passes in ran)
+    assert gated_pte.read_bytes() == all_pte.read_bytes()

@@ -277,6 +277,50 @@ def _preprocess_copies_share_weights() -> Iterator[None]:
             setattr(XnnpackBackend, name, own)
 
 
+@contextlib.contextmanager
+def _xnnpack_skips_passes_without_targets() -> Iterator[None]:
+    """XNNPACK's preprocess skips the graph passes that have nothing to rewrite in a partition.
+
+    Each partition goes through 17 passes, each of them a full retrace of the partition's
+    graph (a 6 + 8-layer full-width speech-to-text export: 8 s a pass, 139 s in all). Six of
+    them rewrite only ops that most partitions lack: batch norm (two passes), PReLU,
+    bilinear upsampling, constant padding, 1-D convolution. Each is dropped from a partition
+    that has none of the ops it matches (in executorch 1.5.1; the upsampling pass's own
+    patterns are read), and no pass that runs before them creates those ops. The program is
+    the same byte for byte (test_stt_export checks it).
+    """
+    from executorch.backends.xnnpack import _passes
+    from executorch.backends.xnnpack.partition.graphs import bilinear_2d
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    edge = exir_ops.edge.aten
+    batch_norm = {edge.native_batch_norm.default, edge._native_batch_norm_legit_no_training.default}
+    # the upsampling pass matches these subgraphs: it can match only if all of one's ops are there
+    upsample_patterns = [{n.target for n in g.graph.nodes if n.op == "call_function"}
+                         for g in bilinear_2d.get_graphs_dict()]  # fmt: skip
+    gates = {  # pass -> does a partition with these op targets need it
+        _passes.FuseBatchNormPass: lambda targets: bool(batch_norm & targets),
+        _passes.DecomposeBatchNorm: lambda targets: bool(batch_norm & targets),
+        _passes.PReLUReshapePass: lambda targets: edge._prelu_kernel.default in targets,
+        _passes.ConvertToUpsampleBilinear2d: lambda targets: any(p <= targets for p in upsample_patterns),
+        _passes.InsertPadQDQPass: lambda targets: edge.constant_pad_nd.default in targets,
+        _passes.Conv1dUnsqueezePass: lambda targets: edge.convolution.default in targets,
+    }
+    manager = _passes.XNNPACKPassManager
+    own_init = manager.__init__
+
+    def init_with_gates(self, exported_program, passes=None):
+        own_init(self, exported_program, passes)
+        targets = {node.target for node in exported_program.graph.nodes if node.op == "call_function"}
+        self.passes = [p for p in self.passes if p not in gates or gates[p](targets)]
+
+    manager.__init__ = init_with_gates
+    try:
+        yield
+    finally:
+        manager.__init__ = own_init
+
+
 def release_freed_memory() -> None:
     """Collects garbage and hands the C heap's free pages back to the system (glibc).
 
@@ -332,7 +376,7 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
     compile_config = EdgeCompileConfig(_check_ir_validity=False)  # voxtral:: ops are not core ATen
     lowered, named_data = {}, {}
     for name in list(methods):
-        with _preprocess_copies_share_weights():
+        with _preprocess_copies_share_weights(), _xnnpack_skips_passes_without_targets():
             single = to_edge_transform_and_lower(
                 {name: methods.pop(name)}, partitioner={name: partitioners}, compile_config=compile_config
             )
