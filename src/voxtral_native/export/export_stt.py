@@ -365,7 +365,7 @@ def lower(methods: dict, metadata: dict, backend: str, out_path: Path, share_mut
         # the cache updates) is one delegate. Running XnnpackDynamicallyQuantizedPartitioner
         # first, as ExecuTorch's LLM examples do, gave each group of quantized linears a
         # delegate of its own and the ops between them others: 768 delegates in the full
-        # speech-to-text program instead of ~190, the same outputs bit for bit, and a
+        # speech-to-text program instead of 179, the same outputs bit for bit, and a
         # partition preprocessed (17 graph passes) apiece at export
         # (benchmarks/results/export_time.md).
         partitioners = [XnnpackPartitioner()]

@@ -189,10 +189,10 @@ def _replace_weight_only_linears_(module: nn.Module) -> None:
 #   (benchmarks/results/export_time.md).
 # Each group lies within one row. A group's scale is a function of its rounded weights, so
 # once they repeat, the scale repeats exactly. A change in the rounding moves the scale by far
-# more than 1e-5. So a block stops only where all its scales have reached such a fixed point,
-# and further iterations of the whole would not change them: the tensors are the same bit for
-# bit. test_stt_export checks this on every scheme, and a full-size export's program bytes
-# were compared too (export_time.md).
+# more than 1e-5: one weight's step changes its group's sums by ~1e-3. So a block stops only
+# where all its scales have reached such a fixed point, and further iterations of the whole
+# would not change them: the tensors are the same bit for bit. test_stt_export checks this on
+# every scheme. The full-size programs' outputs were compared too (export_time.md).
 BLOCK_ELEMENTS = 1 << 18
 
 
