@@ -82,34 +82,49 @@ VOXTRAL_MULTIVERSION static void scale_row(float* x, float factor, int64_t n) {
 // 16 floats / int32s as GCC vector extensions: each target clone compiles them to its widest
 // registers (one AVX-512 register, two AVX2 ones, four SSE ones), where the scalar loops these
 // replace did not vectorize (a floor, an int conversion and selects in one loop).
-#pragma GCC diagnostic ignored "-Wpsabi"  // the note that 64-byte vector arguments differ by target
+#pragma GCC diagnostic ignored "-Wpsabi"  // the note that 64-byte vector arguments differ by target (GCC, clang)
 typedef float F16 __attribute__((vector_size(64)));
 typedef int32_t I16 __attribute__((vector_size(64)));
 static_assert(kKeyBlock == 32, "block_weights takes a block as two 16-lane vectors");
 
-// Lane permutations of a 16-lane reduction tree: swap halves, quarters, pairs, neighbours.
-constexpr I16 kSwap8 = {8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7};
-constexpr I16 kSwap4 = {4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11};
-constexpr I16 kSwap2 = {2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13};
-constexpr I16 kSwap1 = {1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14};
+// Lane permutations of a 16-lane reduction tree: swap halves, quarters, pairs, neighbours
+// (GCC's __builtin_shuffle takes the lanes as a vector, clang's __builtin_shufflevector as
+// constants: the macOS build is clang).
+#if defined(__clang__)
+#define VOXTRAL_PERMUTE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#else
+#define VOXTRAL_PERMUTE(v, ...) __builtin_shuffle(v, I16{__VA_ARGS__})
+#endif
+static inline __attribute__((always_inline)) F16 swap8(F16 v) {
+  return VOXTRAL_PERMUTE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+static inline __attribute__((always_inline)) F16 swap4(F16 v) {
+  return VOXTRAL_PERMUTE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+}
+static inline __attribute__((always_inline)) F16 swap2(F16 v) {
+  return VOXTRAL_PERMUTE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+}
+static inline __attribute__((always_inline)) F16 swap1(F16 v) {
+  return VOXTRAL_PERMUTE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+}
 
 // Always inlined (into each target clone of the caller, which then passes no vector by value).
 static inline __attribute__((always_inline)) F16 lanewise_max(F16 a, F16 b) { return a > b ? a : b; }
 
 // The maximum / sum of a vector's 16 lanes, in a fixed tree (the same order for every row).
 static inline __attribute__((always_inline)) float lane_max(F16 v) {
-  v = lanewise_max(v, __builtin_shuffle(v, kSwap8));
-  v = lanewise_max(v, __builtin_shuffle(v, kSwap4));
-  v = lanewise_max(v, __builtin_shuffle(v, kSwap2));
-  v = lanewise_max(v, __builtin_shuffle(v, kSwap1));
+  v = lanewise_max(v, swap8(v));
+  v = lanewise_max(v, swap4(v));
+  v = lanewise_max(v, swap2(v));
+  v = lanewise_max(v, swap1(v));
   return v[0];
 }
 
 static inline __attribute__((always_inline)) float lane_sum(F16 v) {
-  v += __builtin_shuffle(v, kSwap8);
-  v += __builtin_shuffle(v, kSwap4);
-  v += __builtin_shuffle(v, kSwap2);
-  v += __builtin_shuffle(v, kSwap1);
+  v += swap8(v);
+  v += swap4(v);
+  v += swap2(v);
+  v += swap1(v);
   return v[0];
 }
 
