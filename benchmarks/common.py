@@ -34,6 +34,20 @@ def copy_bandwidth_gbs(mb: int = 1024, runs: int = 5) -> float:
     return 2 * src.nbytes / statistics.median(times) / 1e9
 
 
+def sgemm_gflops(n: int = 1536, runs: int = 7) -> float:
+    """Median float32 rate of NumPy's BLAS (OpenBLAS, all cores) on an n x n matmul: the
+    machine's practical FMA bound, measured rather than assumed (a 2-vCPU VM may share one
+    physical core's FMA units: 90 GFLOP/s seen where 2 x 2 x 256-bit FMA x 3 GHz gives 190)."""
+    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
+    a @ a
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
 def warm_up(call, seconds: float = 1.0, min_calls: int = 5) -> None:
     """Calls `call()` until `seconds` have passed and it ran `min_calls` times: what runs
     once per process or per shape (XNNPACK packing weights, AOTInductor's first calls, the

@@ -53,65 +53,121 @@ constexpr int64_t kKeyBlock = 32;
 // outputs (2 x 128 x D floats) stay in L2 while the key blocks stream past.
 constexpr int64_t kRowTile = 128;
 
-// Rows of one tile taken together in the two block loops below: kRowsAtOnce x kKeyBlock score
-// accumulators (8 AVX-512 registers) are independent FMA chains, enough to hide the FMA
-// latency, and each key / value row loaded is used kRowsAtOnce times (one row at a time had 2
-// chains). Every row's arithmetic is the same whichever rows it is grouped with.
+// 16 floats / int32s (8 floats) as GCC vector extensions: each target clone compiles them to its
+// widest registers (one AVX-512 register, two AVX2 ones, four SSE ones), where scalar loops did
+// not vectorize, or vectorized in narrow pieces.
+#pragma GCC diagnostic ignored "-Wpsabi"  // the note that 64-byte vector arguments differ by target (GCC, clang)
+typedef float F16 __attribute__((vector_size(64)));
+typedef int32_t I16 __attribute__((vector_size(64)));
+typedef float F8 __attribute__((vector_size(32)));
+
+// Rows of one tile taken together in the two block loops below: kRowsAtOnce x kLanes
+// accumulators are independent FMA chains, enough to hide the FMA latency, and each key / value
+// element loaded is used kRowsAtOnce times (one row at a time had 2 chains). Every row's
+// arithmetic is the same whichever rows it is grouped with.
 constexpr int64_t kRowsAtOnce = 4;
 
-// s[r][j] = sum_d q[r][d] * kt[d][j] for kRowsAtOnce rows of q (row stride D) and the block's
-// kKeyBlock keys (kt: the block's keys transposed, [D][kKeyBlock]): broadcast-multiply-add over
-// the key axis, which vectorizes without the horizontal sums of one dot product per key.
-VOXTRAL_MULTIVERSION static void block_scores(const float* q, const float* kt, int64_t D,
-                                              float (*s)[kKeyBlock]) {
-  float acc[kRowsAtOnce][kKeyBlock] = {};
+// Keys (block_scores) or value columns (accumulate_block) one pass of the loops below holds in
+// registers for its 4 rows: 32 with AVX-512, where 4 x 32 accumulators take 8 of 32 registers;
+// 16 elsewhere, since 4 x 32 would take all 16 of AVX2's registers, and the loop then reloads
+// every key row once per query row and spills two accumulators: load-bound, not FMA-bound. (A
+// pass over fewer keys or columns changes which sums are in registers, not any sum's order.)
+static int64_t lanes_per_pass() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const int64_t lanes = __builtin_cpu_supports("avx512f") ? 32 : 16;
+  return lanes;
+#else
+  return 16;
+#endif
+}
+
+// s[r][j0 + j] = sum_d q[r][d] * kt[d][j0 + j] for kRowsAtOnce rows of q (row stride D) and
+// kVecs vectors V of the block's keys from j0 (kt: the block's keys transposed, [D][kKeyBlock]):
+// broadcast-multiply-add over the key axis, without the horizontal sums of one dot product per
+// key. Written with vector types: GCC's vectorizer turned the 16-key loop into 4-lane pieces.
+template <typename V, int kVecs>
+static inline __attribute__((always_inline)) void block_scores_pass(const float* q, const float* kt, int64_t D,
+                                                                    int64_t j0, float (*s)[kKeyBlock]) {
+  constexpr int64_t kWidth = sizeof(V) / sizeof(float);
+  V acc[kRowsAtOnce][kVecs] = {};
   for (int64_t d = 0; d < D; ++d) {
-    const float* row = kt + d * kKeyBlock;
+    V k[kVecs];
+    for (int i = 0; i < kVecs; ++i) std::memcpy(&k[i], kt + d * kKeyBlock + j0 + i * kWidth, sizeof(V));
     for (int64_t r = 0; r < kRowsAtOnce; ++r) {
-      const float qd = q[r * D + d];
-      for (int64_t j = 0; j < kKeyBlock; ++j) acc[r][j] += qd * row[j];
+      const float qd = q[r * D + d];  // a scalar times a vector: broadcast
+      for (int i = 0; i < kVecs; ++i) acc[r][i] += qd * k[i];
     }
   }
-  std::memcpy(s, acc, sizeof(acc));
+  for (int64_t r = 0; r < kRowsAtOnce; ++r)
+    for (int i = 0; i < kVecs; ++i) std::memcpy(s[r] + j0 + i * kWidth, &acc[r][i], sizeof(V));
+}
+
+VOXTRAL_MULTIVERSION static void block_scores_32(const float* q, const float* kt, int64_t D, float (*s)[kKeyBlock]) {
+  block_scores_pass<F16, 2>(q, kt, D, 0, s);
+}
+VOXTRAL_MULTIVERSION static void block_scores_16(const float* q, const float* kt, int64_t D, float (*s)[kKeyBlock]) {
+  block_scores_pass<F8, 2>(q, kt, D, 0, s);
+  block_scores_pass<F8, 2>(q, kt, D, 16, s);
+}
+// The scores of kRowsAtOnce rows against the block's keys.
+static void block_scores(const float* q, const float* kt, int64_t D, float (*s)[kKeyBlock]) {
+  if (lanes_per_pass() == 32) {
+    block_scores_32(q, kt, D, s);
+  } else {
+    block_scores_16(q, kt, D, s);
+  }
 }
 
 VOXTRAL_MULTIVERSION static void scale_row(float* x, float factor, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= factor;
 }
 
-// 16 floats / int32s as GCC vector extensions: each target clone compiles them to its widest
-// registers (one AVX-512 register, two AVX2 ones, four SSE ones), where the scalar loops these
-// replace did not vectorize (a floor, an int conversion and selects in one loop).
-#pragma GCC diagnostic ignored "-Wpsabi"  // the note that 64-byte vector arguments differ by target (GCC, clang)
-typedef float F16 __attribute__((vector_size(64)));
-typedef int32_t I16 __attribute__((vector_size(64)));
-static_assert(kKeyBlock == 32, "block_weights takes a block as two 16-lane vectors");
+// The block softmax below is written in vectors: its scalar loop did not vectorize (a floor,
+// an int conversion and selects in one loop). Two 16-lane vectors a block with AVX-512; four
+// 8-lane ones elsewhere, since GCC lowers the compares and selects of a 16-lane vector on AVX2
+// lane by lane. Both orders of the reduction trees below are the same: a block's weights and
+// sum come out the same either way.
+static_assert(kKeyBlock == 32, "block_weights takes a block as two 16-lane or four 8-lane vectors");
+typedef int32_t I8 __attribute__((vector_size(32)));
 
-// Lane permutations of a 16-lane reduction tree: swap halves, quarters, pairs, neighbours
-// (GCC's __builtin_shuffle takes the lanes as a vector, clang's __builtin_shufflevector as
-// constants: the macOS build is clang).
+// Lane permutations of the reduction trees: swap halves, quarters, pairs, neighbours (GCC's
+// __builtin_shuffle takes the lanes as a vector, clang's __builtin_shufflevector as constants:
+// the macOS build is clang).
 #if defined(__clang__)
-#define VOXTRAL_PERMUTE(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#define VOXTRAL_PERMUTE(v, Lanes, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
 #else
-#define VOXTRAL_PERMUTE(v, ...) __builtin_shuffle(v, I16{__VA_ARGS__})
+#define VOXTRAL_PERMUTE(v, Lanes, ...) __builtin_shuffle(v, Lanes{__VA_ARGS__})
 #endif
 static inline __attribute__((always_inline)) F16 swap8(F16 v) {
-  return VOXTRAL_PERMUTE(v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  return VOXTRAL_PERMUTE(v, I16, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 static inline __attribute__((always_inline)) F16 swap4(F16 v) {
-  return VOXTRAL_PERMUTE(v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  return VOXTRAL_PERMUTE(v, I16, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
 }
 static inline __attribute__((always_inline)) F16 swap2(F16 v) {
-  return VOXTRAL_PERMUTE(v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  return VOXTRAL_PERMUTE(v, I16, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
 }
 static inline __attribute__((always_inline)) F16 swap1(F16 v) {
-  return VOXTRAL_PERMUTE(v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  return VOXTRAL_PERMUTE(v, I16, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
 }
+static inline __attribute__((always_inline)) F8 swap4(F8 v) { return VOXTRAL_PERMUTE(v, I8, 4, 5, 6, 7, 0, 1, 2, 3); }
+static inline __attribute__((always_inline)) F8 swap2(F8 v) { return VOXTRAL_PERMUTE(v, I8, 2, 3, 0, 1, 6, 7, 4, 5); }
+static inline __attribute__((always_inline)) F8 swap1(F8 v) { return VOXTRAL_PERMUTE(v, I8, 1, 0, 3, 2, 5, 4, 7, 6); }
 
 // Always inlined (into each target clone of the caller, which then passes no vector by value).
-static inline __attribute__((always_inline)) F16 lanewise_max(F16 a, F16 b) { return a > b ? a : b; }
+template <typename V>
+static inline __attribute__((always_inline)) V lanewise_max(V a, V b) {
+  return a > b ? a : b;
+}
 
-// The maximum / sum of a vector's 16 lanes, in a fixed tree (the same order for every row).
+// The maximum / sum of a vector's lanes, in a fixed tree (the same order for every row). A
+// 16-lane vector's first step leaves its two halves equal, after which the tree is the 8-lane one.
+static inline __attribute__((always_inline)) float lane_max(F8 v) {
+  v = lanewise_max(v, swap4(v));
+  v = lanewise_max(v, swap2(v));
+  v = lanewise_max(v, swap1(v));
+  return v[0];
+}
 static inline __attribute__((always_inline)) float lane_max(F16 v) {
   v = lanewise_max(v, swap8(v));
   v = lanewise_max(v, swap4(v));
@@ -120,6 +176,12 @@ static inline __attribute__((always_inline)) float lane_max(F16 v) {
   return v[0];
 }
 
+static inline __attribute__((always_inline)) float lane_sum(F8 v) {
+  v += swap4(v);
+  v += swap2(v);
+  v += swap1(v);
+  return v[0];
+}
 static inline __attribute__((always_inline)) float lane_sum(F16 v) {
   v += swap8(v);
   v += swap4(v);
@@ -128,73 +190,123 @@ static inline __attribute__((always_inline)) float lane_sum(F16 v) {
   return v[0];
 }
 
-// e^x for x in [-87, 0] (a score minus its row's maximum, clamped), 16 lanes at once:
-// e^x = 2^n e^r with n = round(x / ln 2) (by adding and subtracting 1.5 * 2^23, which also
-// leaves n in the low bits of the sum), |r| <= ln(2) / 2, e^r by Cephes' degree-6
-// polynomial (within 2 ulp of expf).
-static inline __attribute__((always_inline)) F16 exp_clamped(F16 x) {
+// e^x for x in [-87, 0] (a score minus its row's maximum, clamped), lane by lane (V: F8 or F16
+// floats, I: int32s of the same width): e^x = 2^n e^r with n = round(x / ln 2) (by adding and
+// subtracting 1.5 * 2^23, which also leaves n in the low bits of the sum), |r| <= ln(2) / 2,
+// e^r by Cephes' degree-6 polynomial (within 2 ulp of expf).
+template <typename V, typename I>
+static inline __attribute__((always_inline)) V exp_clamped(V x) {
   const float magic = 12582912.f;  // 1.5 * 2^23
-  const F16 shifted = x * 1.44269504088896341f + magic;
-  const F16 n = shifted - magic;
-  const F16 r = x - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts
-  F16 p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  const V shifted = x * 1.44269504088896341f + magic;
+  const V n = shifted - magic;
+  const V r = x - n * 0.693359375f + n * 2.12194440e-4f;  // ln 2 in two parts
+  V p = r * 1.9875691500e-4f + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const I16 n_int = reinterpret_cast<I16>(shifted) - 0x4B400000;  // n, in [-126, 0]
-  return p * reinterpret_cast<F16>((n_int + 127) << 23);          // times 2^n
+  const I n_int = reinterpret_cast<I>(shifted) - 0x4B400000;  // n, in [-126, 0]
+  return p * reinterpret_cast<V>((n_int + 127) << 23);        // times 2^n
+}
+
+// exp(x) for the lanes of x at or above -87 (about the smallest normal float's log), else 0:
+// -inf (an unseen key) gives 0.
+template <typename V, typename I>
+static inline __attribute__((always_inline)) V weight(V x) {
+  const V floor = V{} - 87.f, zero = V{};
+  return x >= floor ? exp_clamped<V, I>(x >= floor ? x : floor) : zero;
+}
+
+// Raises a row's running maximum `max` to block_max if larger; returns the factor (<= 1) that
+// what the row summed so far must be scaled by.
+static inline __attribute__((always_inline)) float raise_max(float block_max, float& max) {
+  float factor = 1.f;
+  if (block_max > max) {
+    factor = std::exp(max - block_max);  // 0 for the row's first block (max = -inf)
+    max = block_max;
+  }
+  return factor;
 }
 
 // The block's softmax weights for one row, from its scores s (-inf for the keys the row does
 // not see; at least one seen): raises the row's running maximum `max` to the block's if larger
 // (returning the factor, <= 1, that what was summed so far must be scaled by), then
 // e[j] = exp(s[j] - max) (0 below e^-87, so 0 for unseen keys) and adds sum_j e[j] to `sum`.
-// The arithmetic is the same for every row, call and tiling.
-VOXTRAL_MULTIVERSION static float block_weights(const float* s, float& max, float& sum, float* e) {
-  F16 s_lo, s_hi;
-  std::memcpy(&s_lo, s, sizeof(F16));
-  std::memcpy(&s_hi, s + 16, sizeof(F16));
-  const float block_max = lane_max(lanewise_max(s_lo, s_hi));
-  float factor = 1.f;
-  if (block_max > max) {
-    factor = std::exp(max - block_max);  // 0 for the row's first block (max = -inf)
-    max = block_max;
+// The arithmetic is the same for every row, call and tiling, and in both versions.
+VOXTRAL_MULTIVERSION static float block_weights_16(const float* s, float& max, float& sum, float* e) {
+  F16 x[2];
+  for (int i = 0; i < 2; ++i) std::memcpy(&x[i], s + 16 * i, sizeof(F16));
+  const float factor = raise_max(lane_max(lanewise_max(x[0], x[1])), max);
+  F16 w[2];
+  for (int i = 0; i < 2; ++i) {
+    w[i] = weight<F16, I16>(x[i] - max);  // x - max <= 0; -inf where unseen
+    std::memcpy(e + 16 * i, &w[i], sizeof(F16));
   }
-  const F16 floor = F16{} - 87.f, zero = F16{};  // e^-87: about the smallest normal float
-  const F16 x_lo = s_lo - max, x_hi = s_hi - max;   // <= 0; -inf where unseen
-  const F16 e_lo = x_lo >= floor ? exp_clamped(x_lo >= floor ? x_lo : floor) : zero;
-  const F16 e_hi = x_hi >= floor ? exp_clamped(x_hi >= floor ? x_hi : floor) : zero;
-  std::memcpy(e, &e_lo, sizeof(F16));
-  std::memcpy(e + 16, &e_hi, sizeof(F16));
-  sum = sum * factor + lane_sum(e_lo + e_hi);
+  sum = sum * factor + lane_sum(w[0] + w[1]);
   return factor;
 }
+// The same over 8-lane vectors: x[i] holds keys 8i..8i+7, so (x0 + x2) + (x1 + x3) is lane for
+// lane the 16-lane tree's first step, (lo + hi) + swap8(lo + hi).
+VOXTRAL_MULTIVERSION static float block_weights_8(const float* s, float& max, float& sum, float* e) {
+  F8 x[4];
+  for (int i = 0; i < 4; ++i) std::memcpy(&x[i], s + 8 * i, sizeof(F8));
+  const float factor = raise_max(lane_max(lanewise_max(lanewise_max(x[0], x[2]), lanewise_max(x[1], x[3]))), max);
+  F8 w[4];
+  for (int i = 0; i < 4; ++i) {
+    w[i] = weight<F8, I8>(x[i] - max);
+    std::memcpy(e + 8 * i, &w[i], sizeof(F8));
+  }
+  sum = sum * factor + lane_sum((w[0] + w[2]) + (w[1] + w[3]));
+  return factor;
+}
+static float block_weights(const float* s, float& max, float& sum, float* e) {
+  return lanes_per_pass() == 32 ? block_weights_16(s, max, sum, e) : block_weights_8(s, max, sum, e);
+}
 
-// acc[r][d] += sum_j e[r][j] * v[j][d] for kRowsAtOnce rows (acc row stride D; v: [kKeyBlock][D]).
-// A key a row does not see has e = 0, and adding 0 * v (v finite) leaves its sum unchanged.
-VOXTRAL_MULTIVERSION static void accumulate_block(const float (*e)[kKeyBlock], const float* v, int64_t D, float* acc) {
-  // 32 output columns of each row at a time, held in registers across the block's keys.
+// acc[r][d] += sum_j e[r][j] * v[j][d] for kRowsAtOnce rows (acc row stride D; v: [kKeyBlock][D]),
+// kVecs vectors V of output columns of each row at a time, held in registers across the block's
+// keys. A key a row does not see has e = 0, and adding 0 * v (v finite) leaves its sum unchanged.
+template <typename V, int kVecs>
+static inline __attribute__((always_inline)) void accumulate_block_passes(const float (*e)[kKeyBlock], const float* v,
+                                                                          int64_t D, float* acc) {
+  constexpr int64_t kWidth = sizeof(V) / sizeof(float), kLanes = kVecs * kWidth;
   int64_t d0 = 0;
-  for (; d0 + 32 <= D; d0 += 32) {
-    float a[kRowsAtOnce][32];
+  for (; d0 + kLanes <= D; d0 += kLanes) {
+    V a[kRowsAtOnce][kVecs];
     for (int64_t r = 0; r < kRowsAtOnce; ++r)
-      for (int i = 0; i < 32; ++i) a[r][i] = acc[r * D + d0 + i];
+      for (int i = 0; i < kVecs; ++i) std::memcpy(&a[r][i], acc + r * D + d0 + i * kWidth, sizeof(V));
     for (int64_t j = 0; j < kKeyBlock; ++j) {
-      const float* row = v + j * D + d0;
+      V row[kVecs];
+      for (int i = 0; i < kVecs; ++i) std::memcpy(&row[i], v + j * D + d0 + i * kWidth, sizeof(V));
       for (int64_t r = 0; r < kRowsAtOnce; ++r) {
-        const float w = e[r][j];
-        for (int i = 0; i < 32; ++i) a[r][i] += w * row[i];
+        const float w = e[r][j];  // a scalar times a vector: broadcast
+        for (int i = 0; i < kVecs; ++i) a[r][i] += w * row[i];
       }
     }
     for (int64_t r = 0; r < kRowsAtOnce; ++r)
-      for (int i = 0; i < 32; ++i) acc[r * D + d0 + i] = a[r][i];
+      for (int i = 0; i < kVecs; ++i) std::memcpy(acc + r * D + d0 + i * kWidth, &a[r][i], sizeof(V));
   }
   for (int64_t r = 0; r < kRowsAtOnce && d0 < D; ++r) {
     for (int64_t j = 0; j < kKeyBlock; ++j) {
       for (int64_t d = d0; d < D; ++d) acc[r * D + d] += e[r][j] * v[j * D + d];
     }
+  }
+}
+
+VOXTRAL_MULTIVERSION static void accumulate_block_32(const float (*e)[kKeyBlock], const float* v, int64_t D,
+                                                     float* acc) {
+  accumulate_block_passes<F16, 2>(e, v, D, acc);
+}
+VOXTRAL_MULTIVERSION static void accumulate_block_16(const float (*e)[kKeyBlock], const float* v, int64_t D,
+                                                     float* acc) {
+  accumulate_block_passes<F8, 2>(e, v, D, acc);
+}
+static void accumulate_block(const float (*e)[kKeyBlock], const float* v, int64_t D, float* acc) {
+  if (lanes_per_pass() == 32) {
+    accumulate_block_32(e, v, D, acc);
+  } else {
+    accumulate_block_16(e, v, D, acc);
   }
 }
 
