@@ -45,9 +45,12 @@ class Exporter:
 
 
 EXPORTERS = {
-    # int4 linears with int8 dynamic activations, int8 token table
+    # decoder: int4 linears with int8 dynamic activations (a one-token step reads its weights:
+    # fewer bytes pay); encoder: int8 per-channel weights, whose 128-row calls are compute-bound
+    # and which XNNPACK runs 1.67x faster than int4 where the CPU lacks VNNI (Zen 3) and 1.05-1.2x
+    # faster where it has it (benchmarks/results/linear_kernels.md), more exactly too; int8 table
     "stt": Exporter("export_stt", "export_stt", "SttExportOptions",
-                    {"quant": "8da4w", "encoder_quant": "8da4w", "embedding_quant": "8w"}),
+                    {"quant": "8da4w", "encoder_quant": "8da8w", "embedding_quant": "8w"}),
     # the LM as the speech-to-text decoder; the acoustic transformer reads its weights 7
     # times per frame (one per Euler step), int8 with dynamic activations; the codec float32
     "tts": Exporter("export_tts", "export_tts", "TtsExportOptions",
