@@ -290,10 +290,8 @@ def _add_export_parser(sub) -> None:
         "(model.pte, tekken.json, manifest.json; voices.f32 for tts).",
     )
     models = ex.add_subparsers(dest="model", metavar="MODEL", required=True)
-    schemes = ("Quantization schemes: 4w, 8w, 8da4w, 8da8w, dq4 for linear layers and 4w, 8w for the embedding "
-               "table, each optionally ':GROUP' (group size; 0 = per channel; default 32 for 4-bit, 0 for 8-bit, "
-               "128 for dq4). dq4 (int4 weights, int8 activations, libvoxtral's kernel) is the fast 4-bit choice "
-               "on x86 CPUs with AVX2 and no VNNI; 8da4w (XNNPACK's) on CPUs with VNNI or on ARM.")
+    schemes = ("Quantization schemes: 4w, 8w, 8da4w, 8da8w for linear layers and 4w, 8w for the embedding table, "
+               "each optionally ':GROUP' (group size; 0 = per channel; default 32 for 4-bit, 0 for 8-bit).")
     stt = models.add_parser("stt", help="Voxtral-Mini-4B-Realtime-2602 (speech-to-text)", description=schemes)
     tts = models.add_parser("tts", help="Voxtral-4B-TTS-2603 (text-to-speech)", description=schemes)
     for p in (stt, tts):

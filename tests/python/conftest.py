@@ -76,13 +76,12 @@ def tiny_stt_artifact(tiny_stt_dir, tmp_path_factory, worker_id):
 # Three quantized exports cover every supported scheme: each linear scheme on the encoder
 # and on the decoder, each embedding scheme, per-channel and grouped scales; with the half
 # ones they also take every path of the custom kernels (test_cpp_build's sanitizer run):
-# voxtral::linear_wq 4-bit at group 32 and 8-bit per channel and voxtral::linear_dq4 at group
-# 64 (AVX2 paths; the portable paths by VOXTRAL_DISABLE_AVX2=1), voxtral::ring_sdpa over
-# float32, float16 and bfloat16 caches.
+# voxtral::linear_wq 4-bit at group 32 and 8-bit per channel (AVX2 path; the portable path
+# by VOXTRAL_DISABLE_AVX2=1), voxtral::ring_sdpa over float32, float16 and bfloat16 caches.
 STT_VARIANTS = {
     "enc8da8w-dec8da4w-emb4w": dict(encoder_quant="8da8w", quant="8da4w", embedding_quant="4w"),
     "enc8da4w-dec8da8w-emb8w": dict(encoder_quant="8da4w", quant="8da8w", embedding_quant="8w"),
-    "encdq4-dec8w-emb8w": dict(encoder_quant="dq4:64", quant="8w", embedding_quant="8w"),
+    "enc4w-dec8w-emb8w": dict(encoder_quant="4w:32", quant="8w", embedding_quant="8w"),
     "fp16-enc4w-dec8da4w-emb4w": dict(encoder_quant="4w:32", quant="8da4w", embedding_quant="4w", dtype="fp16"),
     "bf16": dict(dtype="bf16"),
     "fp16": dict(dtype="fp16"),

@@ -86,11 +86,11 @@ def test_ctest_under_address_and_undefined_behaviour_sanitizers(sanitize_build):
 
 
 # Artifacts whose sessions take every path of the custom kernels (conftest.STT_VARIANTS):
-# ring_sdpa over float32, float16 and bfloat16 caches; linear_wq 4-bit and 8-bit and
-# linear_dq4, on the AVX2 paths and (VOXTRAL_DISABLE_AVX2=1) on the portable ones.
-KERNEL_PATH_VARIANTS = {  # name -> whether it runs linear_wq or linear_dq4 (then also without AVX2)
-    "fp16-enc4w-dec8da4w-emb4w": True,  # fp16 caches; 4-bit weight-only encoder
-    "encdq4-dec8w-emb8w": True,  # dq4 encoder, 8-bit weight-only decoder
+# ring_sdpa over float32, float16 and bfloat16 caches; linear_wq 4-bit and 8-bit, on the
+# AVX2 path and (VOXTRAL_DISABLE_AVX2=1) on the portable one.
+KERNEL_PATH_VARIANTS = {  # name -> whether it runs linear_wq (then also without AVX2)
+    "fp16-enc4w-dec8da4w-emb4w": True,  # fp16 caches; 4-bit encoder
+    "enc4w-dec8w-emb8w": True,  # 4-bit encoder, 8-bit decoder
     "bf16": False,  # bf16 caches
 }
 
@@ -103,9 +103,9 @@ def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, ti
     clip = ROOT / "tests" / "data" / "speech_en_flite.wav"
     exe = str(sanitize_build / "csrc" / "voxtral-transcribe")
     runs = [(tiny_stt_artifact, {})]
-    for name, uses_own_linears in KERNEL_PATH_VARIANTS.items():
+    for name, uses_linear_wq in KERNEL_PATH_VARIANTS.items():
         runs.append((tiny_stt_variant(name), {}))
-        if uses_own_linears:
+        if uses_linear_wq:
             runs.append((tiny_stt_variant(name), {"VOXTRAL_DISABLE_AVX2": "1"}))
     for artifact, extra_env in runs:
         expected = Transcriber(artifact, progress=lambda _: None).transcribe(clip).text + "\n"

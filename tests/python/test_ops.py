@@ -1,9 +1,7 @@
 """voxtral:: custom ops. ring_sdpa: the PyTorch reference against plain attention over the
 full history, and the C++ kernel (libvoxtral, through an exported program) against the
 reference. linear_wq: the reference against torchao's dequantized weights, the C++ kernel
-against the reference. linear_dq4: the reference against torchao's dequantized weights times
-independently fake-quantized activations, the C++ kernel (AVX2 and portable paths) against
-the reference."""
+against the reference."""
 
 from __future__ import annotations
 
@@ -189,96 +187,3 @@ def test_int4_packing_round_trips():
     packed = ops.pack_int4(q)
     assert packed.shape == (6, 20) and packed.dtype == torch.uint8
     assert torch.equal(ops.unpack_int4(packed), q)
-
-
-def test_int4_chunk_packing_round_trips_and_puts_each_weight_where_the_kernel_reads_it():
-    q = torch.randint(-8, 8, (3, 192), dtype=torch.int8)
-    packed = ops.pack_int4_chunks(q)
-    assert packed.shape == (3, 96) and packed.dtype == torch.uint8
-    assert torch.equal(ops.unpack_int4_chunks(packed), q)
-    for k in (0, 31, 32, 63, 64, 150):  # weight 64c + j: byte 32c + j, low nibble for j < 32
-        c, j = divmod(k, 64)
-        byte = int(packed[1, 32 * c + j % 32])
-        assert (byte & 0x0F if j < 32 else byte >> 4) == int(q[1, k]) + 8
-
-
-def dq4_linear(in_features: int, out_features: int, bias: bool, group_size: int, seed: int = 0):
-    """A linear quantized by the dq4 recipe (torchao int4 weights -> DynamicInt4Linear), and
-    torchao's own dequantization of its weight."""
-    from torchao.quantization import quantize_
-    from torchao.quantization.granularity import PerGroup
-    from torchao.quantization.quant_api import IntxWeightOnlyConfig
-
-    from voxtral_native.export.quantize import DynamicInt4Linear
-
-    torch.manual_seed(seed)
-    linear = torch.nn.Sequential(torch.nn.Linear(in_features, out_features, bias=bias))
-    quantize_(linear, IntxWeightOnlyConfig(weight_dtype=torch.int4, granularity=PerGroup(group_size)))
-    dequantized = linear[0].weight.dequantize()
-    return torch.nn.Sequential(DynamicInt4Linear.from_torchao(linear[0])).eval(), dequantized, linear[0].bias
-
-
-@pytest.mark.parametrize(("group_size", "bias"), [(64, True), (128, False), (256, True)])
-def test_linear_dq4_reference_equals_dequantized_weights_times_fake_quantized_activations(group_size, bias):
-    m, weight, b = dq4_linear(512, 40, bias, group_size)
-    x = 3 * torch.randn(2, 7, 512)
-    x[0, 0, :group_size] = 0  # an all-zero group: scale 0, contributes nothing
-    # Activations rounded to 255 levels per row and group, written out independently of ops.py.
-    groups = x.reshape(-1, 512 // group_size, group_size).double()
-    step = groups.abs().amax(-1, keepdim=True) / 127
-    fake = torch.where(step > 0, torch.round(groups / torch.where(step > 0, step, 1)) * step, 0).reshape(2, 7, 512)
-    expected = torch.nn.functional.linear(fake, weight.double(), None if b is None else b.double())
-    got = m(x)
-    torch.testing.assert_close(got.double(), expected, atol=2e-5, rtol=1e-5)
-    # and the activation rounding is a small error against the unrounded product
-    exact = torch.nn.functional.linear(x, weight, b)
-    assert (got - exact).norm() / exact.norm() < 0.02
-
-
-DQ4_CHECK = """
-import sys, torch
-import voxtral_native
-from executorch.runtime import Runtime
-voxtral_native.native()
-method = Runtime.get().load_program(sys.argv[1]).load_method("forward")
-xs = torch.load(sys.argv[2])
-torch.save([method.execute([x])[0] for x in xs], sys.argv[3])
-"""
-
-
-@pytest.mark.parametrize(("group_size", "out_features", "bias"), [(64, 71, True), (128, 72, False), (256, 70, True)])
-def test_linear_dq4_cpp_kernel_matches_reference_on_both_paths(group_size, out_features, bias, tmp_path):
-    """Through an exported program with a dynamic row count: 1 row (a decoder step: tiles of 4
-    channels), 2, 3, 5 (tiles of 4 rows and each remainder), 37 and 64 (an encoder call); 71
-    and 70 channels leave tails of 3 and 2. The AVX2 path in this process, the portable one
-    (VOXTRAL_DISABLE_AVX2=1, read once per process) in a child process."""
-    import subprocess
-    import sys
-
-    from executorch.exir import to_edge_transform_and_lower
-
-    m, _, _ = dq4_linear(512, out_features, bias, group_size, seed=1)
-    rows = torch.export.Dim("rows", min=1, max=64)
-    with torch.no_grad():
-        exported = torch.export.export(m, (torch.randn(1, 4, 512),), dynamic_shapes={"input": {1: rows}})
-    program = to_edge_transform_and_lower(exported).to_executorch()
-    assert "voxtral_linear_dq4" in str(program.exported_program().graph)  # the kernel runs, not a decomposition
-    (tmp_path / "dq4.pte").write_bytes(program.buffer)
-    torch.manual_seed(2)
-    xs = [3 * torch.randn(1, n, 512) for n in (1, 2, 3, 5, 37, 64)]
-    xs[3][0, 1, :group_size] = 0  # an all-zero group
-    expected = [m(x) for x in xs]
-
-    from executorch.runtime import Runtime
-
-    method = Runtime.get().load_program(str(tmp_path / "dq4.pte")).load_method("forward")
-    for x, want in zip(xs, expected, strict=True):
-        torch.testing.assert_close(method.execute([x])[0], want, atol=1e-5, rtol=1e-5)
-
-    torch.save(xs, tmp_path / "xs.pt")
-    import os
-
-    subprocess.run([sys.executable, "-c", DQ4_CHECK, str(tmp_path / "dq4.pte"), str(tmp_path / "xs.pt"),
-                    str(tmp_path / "portable.pt")], check=True, env={**os.environ, "VOXTRAL_DISABLE_AVX2": "1"})
-    for got, want in zip(torch.load(tmp_path / "portable.pt"), expected, strict=True):
-        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)

@@ -69,9 +69,8 @@ def check_aoti_options(backend: str, schemes: dict) -> None:
             continue
         if part == "embedding":
             raise ValueError(f"--backend {backend} keeps the token table in the compute dtype; drop --embedding-quant")
-        if scheme.name.startswith("8da") or scheme.name == "dq4":
-            owner = "libvoxtral's ExecuTorch kernel" if scheme.name == "dq4" else "XNNPACK's"
-            raise ValueError(f"--backend {backend} takes 4w or 8w linears ({scheme.name} is {owner}); "
+        if scheme.name.startswith("8da"):
+            raise ValueError(f"--backend {backend} takes 4w or 8w linears ({scheme.name} is XNNPACK's); "
                              f"change the quantization of the {part}")  # fmt: skip
         if scheme.name == "4w" and scheme.group_size not in (32, 64, 128, 256):
             raise ValueError(f"--backend {backend}: 4w needs a group size of 32, 64, 128 or 256 (PyTorch's int4 "
@@ -81,7 +80,7 @@ def check_aoti_options(backend: str, schemes: dict) -> None:
 @dataclass
 class SttExportOptions:
     backend: str = "xnnpack"  # xnnpack: linears delegated to XNNPACK; portable: no delegate
-    quant: str | None = None  # decoder linears (+ output head): 4w, 8w, 8da4w, 8da8w, dq4[:group]
+    quant: str | None = None  # decoder linears (+ output head): 4w, 8w, 8da4w, 8da8w[:group]
     encoder_quant: str | None = None  # encoder linears (+ adapter)
     embedding_quant: str | None = None  # token table: 4w, 8w[:group]
     dtype: str = "fp32"  # compute dtype (DTYPES): fp32, bf16, fp16

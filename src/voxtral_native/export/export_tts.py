@@ -80,7 +80,7 @@ from voxtral_native.export.voices import VOICES_FILE, read_voices, write_voices
 @dataclass
 class TtsExportOptions:
     backend: str = "xnnpack"
-    quant: str | None = None  # LM linears: 4w, 8w, 8da4w, 8da8w, dq4[:group]
+    quant: str | None = None  # LM linears: 4w, 8w, 8da4w, 8da8w[:group]
     acoustic_quant: str | None = None  # acoustic transformer linears (and the semantic head)
     codec_quant: str | None = None  # codec transformer linears (convs stay float32)
     embedding_quant: str | None = None  # token table: 4w, 8w[:group]

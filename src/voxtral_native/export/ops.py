@@ -20,14 +20,6 @@ linear_wq(x, qweight, scales, bias, bits, group_size) -> out    (weight-only qua
     scales   [N, K / group_size] float32; w[n, k] = q[n, k] * scales[n, k // group_size]
     bias     [N] float32 or None
     out      [..., N] = x @ w.T + bias
-
-linear_dq4(x, qweight, scales, bias, group_size) -> out    (int8 activations x int4 weights)
-    x        [..., K] float32, quantized per row and group of group_size (a multiple of 64,
-             at most 256): xq = round(x / s) with s = max |x| / 127 over the group
-    qweight  [N, K/2] uint8 in 64-weight chunks (pack_int4_chunks), each weight stored as q + 8
-    scales   [N, K / group_size] float32; w[n, k] = q[n, k] * scales[n, k // group_size]
-    bias     [N] float32 or None
-    out      [..., N]: per group, the exact integer sum of q * xq times both scales
 """
 
 from __future__ import annotations
@@ -40,11 +32,6 @@ _lib = torch.library.Library("voxtral", "DEF")
 _lib.define("ring_sdpa(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, int window) -> Tensor")
 _lib.define(
     "ring_sdpa.out(Tensor q, Tensor k_cache, Tensor v_cache, Tensor start_pos, int window, *, Tensor(a!) out)"
-    " -> Tensor(a!)"
-)
-_lib.define("linear_dq4(Tensor x, Tensor qweight, Tensor scales, Tensor? bias, int group_size) -> Tensor")
-_lib.define(
-    "linear_dq4.out(Tensor x, Tensor qweight, Tensor scales, Tensor? bias, int group_size, *, Tensor(a!) out)"
     " -> Tensor(a!)"
 )
 _lib.define("linear_wq(Tensor x, Tensor qweight, Tensor scales, Tensor? bias, int bits, int group_size) -> Tensor")
@@ -207,74 +194,3 @@ def linear_wq(x, qweight, scales, bias, bits: int, group_size: int) -> torch.Ten
     if _decomposed:
         return linear_wq_reference(x, qweight, scales, bias, bits, group_size)
     return torch.ops.voxtral.linear_wq(x, qweight, scales, bias, bits, group_size)
-
-
-# linear_dq4: the kernel (csrc/backends/executorch/ops/linear_dq4_kernel.h) loads 32 bytes of a
-# row at a time and takes the low nibbles as 32 weights and the high nibbles as the next 32.
-DQ4_CHUNK = 64
-
-
-def pack_int4_chunks(q: torch.Tensor) -> torch.Tensor:
-    """[N, K] integers in [-8, 7] (K a multiple of 64) -> [N, K/2] uint8, the layout
-    linear_dq4 reads: byte j of chunk c holds weight 64c + j (low nibble) and 64c + 32 + j
-    (high nibble), each as q + 8."""
-    n, k = q.shape
-    u = (q.to(torch.int16) + 8).to(torch.uint8).reshape(n, k // DQ4_CHUNK, 2, DQ4_CHUNK // 2)
-    return (u[:, :, 0] | (u[:, :, 1] << 4)).reshape(n, k // 2)
-
-
-def unpack_int4_chunks(packed: torch.Tensor) -> torch.Tensor:
-    """pack_int4_chunks' inverse: [N, K/2] uint8 -> [N, K] int8 in [-8, 7]."""
-    n, half = packed.shape
-    p = packed.reshape(n, half // (DQ4_CHUNK // 2), 1, DQ4_CHUNK // 2)
-    return (torch.cat((p & 0x0F, p >> 4), dim=2).to(torch.int8) - 8).reshape(n, 2 * half)
-
-
-def quantize_activations(x: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[M, K] float32 -> (xq [M, K / group, group] float32 holding integers in [-127, 127],
-    scales [M, K / group]): symmetric per row and group, rounded half to even, as the kernel."""
-    m, k = x.shape
-    groups = x.float().reshape(m, k // group_size, group_size)
-    scale = groups.abs().amax(-1) / 127
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    xq = torch.where(scale[..., None] > 0, torch.round(groups / safe[..., None]), 0.0).clamp(-127, 127)
-    return xq, scale
-
-
-def linear_dq4_reference(x, qweight, scales, bias, group_size: int) -> torch.Tensor:
-    q = unpack_int4_chunks(qweight).float()  # [N, K]
-    n, k = q.shape
-    xq, x_scales = quantize_activations(x.reshape(-1, k), group_size)  # [M, G, group], [M, G]
-    # Per group, an exact integer dot product: |sum| <= 256 * 8 * 127 < 2**24, exact in float32.
-    dots = torch.einsum("mgj,ngj->mng", xq, q.reshape(n, k // group_size, group_size))  # [M, N, G]
-    out = (dots * (x_scales[:, None, :] * scales.float()[None])).sum(-1)
-    if bias is not None:
-        out = out + bias.float()
-    return out.reshape(*x.shape[:-1], n).to(x.dtype)
-
-
-@torch.library.impl(_lib, "linear_dq4", "CompositeExplicitAutograd")
-def _linear_dq4(x, qweight, scales, bias, group_size):
-    return linear_dq4_reference(x, qweight, scales, bias, group_size)
-
-
-@torch.library.impl(_lib, "linear_dq4.out", "CompositeExplicitAutograd")
-def _linear_dq4_out(x, qweight, scales, bias, group_size, *, out):
-    out.copy_(linear_dq4_reference(x, qweight, scales, bias, group_size))
-    return out
-
-
-@torch.library.register_fake("voxtral::linear_dq4")
-def _linear_dq4_fake(x, qweight, scales, bias, group_size):
-    return x.new_empty((*x.shape[:-1], qweight.shape[0]))
-
-
-@torch.library.register_fake("voxtral::linear_dq4.out")
-def _linear_dq4_out_fake(x, qweight, scales, bias, group_size, *, out):
-    return out
-
-
-def linear_dq4(x, qweight, scales, bias, group_size: int) -> torch.Tensor:
-    if _decomposed:
-        return linear_dq4_reference(x, qweight, scales, bias, group_size)
-    return torch.ops.voxtral.linear_dq4(x, qweight, scales, bias, group_size)

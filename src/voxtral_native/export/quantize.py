@@ -1,15 +1,12 @@
 """Quantization recipes (torchao source transforms), applied before torch.export.
 
 Linear layers: 4w / 8w (weight-only), 8da4w / 8da8w (int8 dynamic activations, int4 /
-int8 weights), dq4 (int8 dynamic activations per group, int4 weights), each with a group
-size (0 = one scale per output channel). Embedding tables: 4w / 8w. torchao computes every
-quantization (scales by its HQQ scale search).
+int8 weights), each with a group size (0 = one scale per output channel). Embedding
+tables: 4w / 8w. torchao computes every quantization (scales by its HQQ scale search).
 XNNPACK runs the 8da linears; weight-only linears become WeightOnlyLinear, run by
 libvoxtral's voxtral::linear_wq kernel (ExecuTorch 1.5.1's XNNPACK lowering of weight-only
-linears ignores their scales); dq4 linears become DynamicInt4Linear, run by libvoxtral's
-voxtral::linear_dq4 kernel (the fast int4 choice on AVX2 CPUs without VNNI, where XNNPACK's
-int4 GEMMs are slow); the ExecuTorch quantized kernels (linked by libvoxtral) run the
-quantized embedding lookups.
+linears ignores their scales); the ExecuTorch quantized kernels (linked by libvoxtral)
+run the quantized embedding lookups.
 
 AOTInductor packages (GPU backend) have no libvoxtral kernels: there 4w linears become
 TinyGemmInt4Linear (PyTorch's own int4 kernels, bf16 activations) and 8w linears stay
@@ -24,10 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-LINEAR_SCHEMES = ("4w", "8w", "8da4w", "8da8w", "dq4")
+LINEAR_SCHEMES = ("4w", "8w", "8da4w", "8da8w")
 EMBEDDING_SCHEMES = ("4w", "8w")
-# dq4's group size when none is given (benchmarks/results/linear_dq4.md)
-DQ4_DEFAULT_GROUP = 128
 
 
 @dataclass(frozen=True)
@@ -46,12 +41,10 @@ class QuantScheme:
             if not group.isdigit():
                 raise ValueError(f"group size in '{text}' must be a non-negative integer")
             group_size = int(group)
-        else:  # int8 keeps per-channel scales; dq4: DQ4_DEFAULT_GROUP
-            group_size = {"8w": 0, "8da8w": 0, "dq4": DQ4_DEFAULT_GROUP}.get(name, 32)
+        else:
+            group_size = 0 if name in ("8w", "8da8w") else 32  # int8 keeps per-channel scales
         if group_size and group_size % 2:
             raise ValueError(f"group size {group_size} in '{text}' must be even")
-        if name == "dq4" and not (group_size and group_size % 64 == 0 and group_size <= 256):
-            raise ValueError(f"dq4 takes a group size of 64, 128, 192 or 256 (its kernel's), not {group_size}")
         return cls(name, group_size)
 
     def __str__(self) -> str:
@@ -62,7 +55,7 @@ class QuantScheme:
         from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig
 
         granularity = PerGroup(self.group_size) if self.group_size else PerAxis(0)
-        weight_dtype = torch.int4 if self.name in ("4w", "8da4w", "dq4") else torch.int8
+        weight_dtype = torch.int4 if self.name.endswith("4w") else torch.int8
         if self.name.startswith("8da"):
             return Int8DynamicActivationIntxWeightConfig(
                 weight_dtype=weight_dtype, weight_granularity=granularity, intx_choose_qparams_algorithm="hqq_scale_only"
@@ -106,40 +99,6 @@ class WeightOnlyLinear(nn.Module):
 
         # The kernel computes in float32 (a no-op cast for fp32 models).
         return ops.linear_wq(x.float(), self.qweight, self.scales, self.bias, self.bits, self.group_size).to(x.dtype)
-
-
-class DynamicInt4Linear(nn.Module):
-    """A linear layer with symmetric int4 weights and int8 activations quantized per row and
-    group at run time, run by voxtral::linear_dq4 (ops.py says the exact arithmetic).
-
-    qweight: [N, K/2] uint8 (ops.pack_int4_chunks); scales: [N, K / group_size] float32;
-    bias [N] or None. Built from a torchao-quantized (int4 weight-only) nn.Linear.
-    """
-
-    def __init__(self, qweight: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None, group_size: int):
-        super().__init__()
-        self.register_buffer("qweight", qweight)
-        self.register_buffer("scales", scales)
-        self.register_buffer("bias", bias)
-        self.group_size = group_size
-        self.in_features = qweight.shape[1] * 2
-        self.out_features = qweight.shape[0]
-
-    @classmethod
-    def from_torchao(cls, linear: nn.Linear) -> DynamicInt4Linear:
-        from voxtral_native.export.ops import pack_int4_chunks
-
-        w = linear.weight  # torchao IntxUnpackedToInt8Tensor: qdata [N, K] int8, scale [N, K / group]
-        if torch.any(w.zero_point != 0) or w.target_dtype != torch.int4:
-            raise ValueError("dq4 linears need symmetric int4 weights")
-        bias = None if linear.bias is None else linear.bias.detach().float()
-        return cls(pack_int4_chunks(w.qdata), w.scale.detach().float().contiguous(), bias, w.block_size[1])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        from voxtral_native.export import ops
-
-        # The kernel takes float32 (a no-op cast for fp32 models).
-        return ops.linear_dq4(x.float(), self.qweight, self.scales, self.bias, self.group_size).to(x.dtype)
 
 
 def tinygemm_fits(linear: nn.Linear, group_size: int) -> bool:
@@ -211,12 +170,12 @@ def _replace_tinygemm_linears_(module: nn.Module, group_size: int, device: str, 
             _replace_tinygemm_linears_(child, group_size, device, matches, fqn + ".")
 
 
-def _replace_weight_only_linears_(module: nn.Module, kind: type[WeightOnlyLinear | DynamicInt4Linear]) -> None:
+def _replace_weight_only_linears_(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.Linear) and hasattr(child.weight, "qdata"):
-            setattr(module, name, kind.from_torchao(child))
+            setattr(module, name, WeightOnlyLinear.from_torchao(child))
         else:
-            _replace_weight_only_linears_(child, kind)
+            _replace_weight_only_linears_(child)
 
 
 # Weights quantized at a time: a linear or embedding table with more elements than this is
@@ -308,7 +267,7 @@ def quantize_module_(
     if kind is nn.Linear and not scheme.name.startswith("8da"):
         if isinstance(module, nn.Linear):
             raise ValueError("quantize the module that holds the linear layer, not the layer itself")
-        _replace_weight_only_linears_(module, DynamicInt4Linear if scheme.name == "dq4" else WeightOnlyLinear)
+        _replace_weight_only_linears_(module)
     return count
 
 
