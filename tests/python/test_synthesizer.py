@@ -312,8 +312,8 @@ def test_long_text_is_spoken_as_utterances_with_pauses(tiny_tts_variant):
     assert np.isfinite(audio).all() and float(np.abs(audio).max()) > 0
     pauses = [c for c in chunks if c.size == 3 * SPF and not c.any()]
     assert len(pauses) == len(parts) - 1
-    again = synth.synthesize(text, max_frames=len(parts) * 200)
-    assert np.array_equal(audio, again)
+    # (Seeded synthesis repeating bit for bit, streamed or whole, is checked above on short
+    # texts; running this long text twice cost ~100 s of CI.)
 
 
 def test_bf16_edges_run_end_to_end(tiny_tts_variant, synth):
