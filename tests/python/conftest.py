@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -168,3 +170,90 @@ def tiny_tts_variant(tiny_tts_dir, tmp_path_factory, worker_id):
         return made_once(tmp_path_factory, worker_id, f"tts-{name}", export)
 
     return get
+
+
+# --- CMake builds of the C++ tree (beside the one pip made for the Python module) ----------
+
+ROOT = Path(__file__).parents[2]
+
+
+def build_preset(preset: str, build: Path, targets: tuple[str, ...] = ()) -> Path:
+    """Configures and builds a CMakePresets.json preset into `build` (CMake finds the
+    ExecuTorch wheel and libtorch through this Python)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    target_args = ["--target", *targets] if targets else []
+    for cmd in (["cmake", "--preset", preset, "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
+                ["cmake", "--build", str(build), *target_args]):  # fmt: skip
+        r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+        assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
+    return build
+
+
+@pytest.fixture(scope="session")
+def native_build(tmp_path_factory, worker_id):
+    """The aoti-cpu preset (Release): libvoxtral with both backends (ExecuTorch + XNNPACK, and
+    AOTInductor packages through this Python's libtorch), the C++ unit tests, test_aoti and
+    both command-line programs. One build serves ctest, the programs and the AOTI tests; the
+    XNNPACK-only configuration is the one pip builds, and the sanitize preset's."""
+    return made_once(tmp_path_factory, worker_id, "build-aoti-cpu", lambda path: build_preset("aoti-cpu", path))
+
+
+@pytest.fixture(scope="session")
+def sanitize_build(tmp_path_factory, worker_id):
+    """The sanitize preset: Debug, XNNPACK only, AddressSanitizer + UndefinedBehaviorSanitizer."""
+    return made_once(tmp_path_factory, worker_id, "build-sanitize", lambda path: build_preset("sanitize", path))
+
+
+# --- making the expensive fixtures in parallel ----------------------------------------------
+
+# The fixtures that take minutes to make, with about what each took on 2 cores of a Zen 3
+# (seconds, alone; a build counts twice: it keeps both cores busy). Under xdist each worker
+# first makes its share of those the run's tests use, so that the workers make them side by
+# side. Without this, both workers' first tests (the server's, which need the fp32 STT and
+# TTS exports) waited on the same exports, one worker idle for minutes, and later tests
+# waited on exports that the other worker had just begun.
+EXPENSIVE = {
+    "tiny_tts_aoti_artifact": 240,
+    "tiny_tts_artifact": 160,
+    "tiny_stt_aoti_artifact": 140,
+    "tiny_stt_artifact": 60,
+    "native_build": 200,
+    "sanitize_build": 150,
+    ("tiny_tts_variant", "lm8da4w-ac8da8w-codec4w-emb8w"): 300,
+    ("tiny_tts_variant", "bf16-edges"): 160,
+    ("tiny_stt_variant", "enc8da8w-dec8da4w-emb4w"): 103,
+    ("tiny_stt_variant", "enc8da4w-dec8da8w-emb8w"): 92,
+    ("tiny_stt_variant", "enc4w-dec8w-emb8w"): 41,
+    ("tiny_stt_variant", "fp16-enc4w-dec8da4w-emb4w"): 86,
+    ("tiny_stt_variant", "bf16"): 40,
+    ("tiny_stt_variant", "fp16"): 56,
+}
+for getter, variants in (("tiny_stt_variant", STT_VARIANTS), ("tiny_tts_variant", TTS_VARIANTS)):
+    assert {k[1] for k in EXPENSIVE if k[0] == getter} == set(variants), f"EXPENSIVE lacks a {getter}"
+
+
+def _shares(needed: list, workers: int) -> list[list]:
+    """`needed` (keys of EXPENSIVE) split over `workers`: each next-longest to the worker with
+    the least so far (longest processing time first)."""
+    shares: list[list] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for key in sorted(needed, key=lambda k: -EXPENSIVE[k]):
+        i = load.index(min(load))
+        shares[i].append(key)
+        load[i] += EXPENSIVE[key]
+    return shares
+
+
+@pytest.fixture(scope="session", autouse=True)
+def make_expensive_fixtures_in_parallel(request, worker_id):
+    if worker_id == "master":  # one process: each fixture is made when a test first asks
+        return
+    used = set().union(*(item.fixturenames for item in request.session.items))
+    needed = [k for k in EXPENSIVE if (k[0] if isinstance(k, tuple) else k) in used]
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    for key in _shares(needed, workers)[int(worker_id.removeprefix("gw")) % workers]:
+        if isinstance(key, tuple):  # a variant: the getter fixture, called with its name
+            request.getfixturevalue(key[0])(key[1])
+        else:
+            request.getfixturevalue(key)

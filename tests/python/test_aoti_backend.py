@@ -5,7 +5,7 @@ of its own, and two constants.
 
 The default build (pip install -e .) has no aoti backend: there a .pt2 must be refused with
 a clear error. The backend itself is tested through a second CMake build of the C++ tree
-with -DVOXTRAL_BACKENDS=xnnpack;aoti (test_cpp_build.py's aoti_build) running
+with -DVOXTRAL_BACKENDS=xnnpack;aoti (conftest's native_build) running
 tests/cpp/test_aoti.cpp, whose outputs are held equal to torch's own loader of the package;
 a _core built with aoti runs the same checks in Python."""
 
@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 import torch
 from conftest import made_once
-from test_cpp_build import aoti_build  # noqa: F401  (fixture)
 
 from voxtral_native import _core, errors
 
@@ -132,10 +131,10 @@ def test_pt2_without_the_aoti_backend_is_a_clear_error(toy_package, tmp_path):
         _core.Program.load(str(renamed))
 
 
-def test_cpp_aoti_backend_matches_torch_loader(aoti_build, toy_package):  # noqa: F811
+def test_cpp_aoti_backend_matches_torch_loader(native_build, toy_package):
     """The C++ checks (constants, methods, state per Program and shared by methods, bad
     calls, threads), then the scenario's outputs against torch's loader of the package."""
-    exe = aoti_build / "tests" / "cpp" / "test_aoti"
+    exe = native_build / "tests" / "cpp" / "test_aoti"
     zip64 = toy_package.parent / "zip64.zip"
     if not zip64.exists():  # 70000 entries: past the classic directory's 65535, so zip64 records
         with zipfile.ZipFile(zip64.with_suffix(".part"), "w") as z:

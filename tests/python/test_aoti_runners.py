@@ -3,7 +3,7 @@ packages compiled for the CPU, the GPU backend's format and code path) run by th
 runners as the ExecuTorch artifacts give the same tokens and codes.
 
 The default build has no aoti backend, so the sessions run through the command-line programs
-of test_cpp_build's aoti build tree (libvoxtral with -DVOXTRAL_BACKENDS=xnnpack;aoti): the
+of conftest's native_build tree (libvoxtral with -DVOXTRAL_BACKENDS=xnnpack;aoti): the
 same runner code as the Python module, on libtorch. The default build must refuse an aoti
 artifact with an error that says how to rebuild."""
 
@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from test_cpp_build import aoti_build  # noqa: F401  (fixture)
 
 import voxtral_native
 from voxtral_native import _core
@@ -31,8 +30,8 @@ def run(exe: Path, *args) -> subprocess.CompletedProcess:
     return r
 
 
-def test_stt_session_on_aoti_gives_the_executorch_text(aoti_build, tiny_stt_aoti_artifact, tiny_stt_artifact):  # noqa: F811
-    exe = aoti_build / "csrc" / "voxtral-transcribe"
+def test_stt_session_on_aoti_gives_the_executorch_text(native_build, tiny_stt_aoti_artifact, tiny_stt_artifact):
+    exe = native_build / "csrc" / "voxtral-transcribe"
     expected = voxtral_native.Transcriber(tiny_stt_artifact).transcribe(CLIP).text
     assert expected.strip()
     for mode in ([], ["--stream"]):  # offline (batched encode calls) and 100 ms chunks
@@ -42,13 +41,13 @@ def test_stt_session_on_aoti_gives_the_executorch_text(aoti_build, tiny_stt_aoti
     assert run(exe, tiny_stt_artifact, CLIP).stdout.strip() == expected.strip()
 
 
-def test_a_runner_keeps_the_weights_loaded_between_sessions(aoti_build, tiny_stt_aoti_artifact):  # noqa: F811
+def test_a_runner_keeps_the_weights_loaded_between_sessions(native_build, tiny_stt_aoti_artifact):
     """Three files, one session each, one after another: each model of the package loads once
     (the runner's stateless Program holds them), not once per session (a package's models go
     with the last Program using them; a GPU session would reload seconds of weights)."""
     import os
 
-    exe = aoti_build / "csrc" / "voxtral-transcribe"
+    exe = native_build / "csrc" / "voxtral-transcribe"
     r = subprocess.run([str(exe), str(tiny_stt_aoti_artifact), CLIP, CLIP, CLIP], capture_output=True, text=True,
                        timeout=600, env={**os.environ, "VOXTRAL_VERBOSE": "1"})  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
@@ -59,11 +58,11 @@ def test_a_runner_keeps_the_weights_loaded_between_sessions(aoti_build, tiny_stt
         assert sum(f"'{method}'" in line for line in loads) == 1, loads
 
 
-def test_tts_session_on_aoti_gives_the_executorch_codes(aoti_build, tiny_tts_aoti_artifact, tiny_tts_artifact,  # noqa: F811
+def test_tts_session_on_aoti_gives_the_executorch_codes(native_build, tiny_tts_aoti_artifact, tiny_tts_artifact,
                                                         tmp_path):  # fmt: skip
     """Same codes, frame by frame: the audio agrees to float rounding (a single different
     semantic or acoustic code would change whole frames by orders of magnitude more)."""
-    exe = aoti_build / "csrc" / "voxtral-speak"
+    exe = native_build / "csrc" / "voxtral-speak"
     for voice, seed in (("casual_male", 7), ("fr_female", 0)):
         expected = voxtral_native.Synthesizer(tiny_tts_artifact).synthesize(TEXT, voice=voice, seed=seed, max_frames=40)
         out = tmp_path / f"{voice}.wav"

@@ -1,21 +1,17 @@
 """The C++ side as a C++ developer meets it: ctest (plain and under ASan+UBSan) and an
-outside program built against the installed CMake package."""
+outside program built against the installed CMake package. The CMake build trees are
+conftest's `native_build` and `sanitize_build`."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
-
-import pytest
-from conftest import made_once
 
 import voxtral_native
 
 ROOT = Path(__file__).parents[2]
 TINY_PROGRAM = ROOT / "tests" / "data" / "tiny_linear.pte"
-
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -24,55 +20,9 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return r
 
 
-def env_with_this_python() -> dict[str, str]:
-    # CMake locates the ExecuTorch wheel through the Python on PATH: make it ours.
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def build_preset(preset: str, build: Path) -> Path:
-    env = env_with_this_python()
-    run(["cmake", "--preset", preset, "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"], cwd=ROOT, env=env)
-    run(["cmake", "--build", str(build)], cwd=ROOT, env=env)
-    return build
-
-
-# Each preset is built once per run, whichever xdist worker first needs it (the other waits).
-@pytest.fixture(scope="module")
-def release_build(tmp_path_factory, worker_id):
-    return made_once(tmp_path_factory, worker_id, "build-xnnpack", lambda path: build_preset("xnnpack", path))
-
-
-AOTI_TARGETS = ("test_aoti", "voxtral-transcribe", "voxtral-speak")
-
-
-def build_aoti(build: Path) -> Path:
-    """libvoxtral with the AOTI backend (the aoti-cpu preset: libtorch from this Python's
-    torch), its test program and the two command-line programs (test_aoti_runners.py runs
-    whole sessions through them): one more libvoxtral build, nothing else."""
-    env = env_with_this_python()
-    run(["cmake", "--preset", "aoti-cpu", "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
-        cwd=ROOT, env=env)  # fmt: skip
-    run(["cmake", "--build", str(build), "--target", *AOTI_TARGETS], cwd=ROOT, env=env)
-    return build
-
-
-@pytest.fixture(scope="session")
-def aoti_build(tmp_path_factory, worker_id):
-    """The aoti build tree (tests/cpp/test_aoti in it); test_aoti_backend.py runs it."""
-    return made_once(tmp_path_factory, worker_id, "build-aoti-cpu", build_aoti)
-
-
-def test_ctest(release_build):
-    r = run(["ctest", "--test-dir", str(release_build), "--output-on-failure"], cwd=ROOT)
+def test_ctest(native_build):
+    r = run(["ctest", "--test-dir", str(native_build), "--output-on-failure"], cwd=ROOT)
     assert "100% tests passed" in r.stdout
-
-
-@pytest.fixture(scope="module")
-def sanitize_build(tmp_path_factory, worker_id):
-    """Debug build with AddressSanitizer + UndefinedBehaviorSanitizer (any finding aborts)."""
-    return made_once(tmp_path_factory, worker_id, "build-sanitize", lambda path: build_preset("sanitize", path))
 
 
 SANITIZER_ENV = {"ASAN_OPTIONS": "abort_on_error=0:halt_on_error=1:detect_leaks=1",
@@ -123,12 +73,12 @@ def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, ti
                 assert r.stdout == expected, where
 
 
-def test_cpp_command_line_program_transcribes_like_python(release_build, tiny_stt_artifact):
+def test_cpp_command_line_program_transcribes_like_python(native_build, tiny_stt_artifact):
     from voxtral_native.transcriber import Transcriber
 
     clip = ROOT / "tests" / "data" / "speech_en_flite.wav"
     expected = Transcriber(tiny_stt_artifact).transcribe(clip).text
-    exe = str(release_build / "csrc" / "voxtral-transcribe")
+    exe = str(native_build / "csrc" / "voxtral-transcribe")
     assert run([exe, str(tiny_stt_artifact), str(clip)]).stdout == expected + "\n"
     assert run([exe, str(tiny_stt_artifact), str(clip), "--stream"]).stdout == expected + "\n"
     bad = subprocess.run([exe, str(tiny_stt_artifact), str(ROOT / "README.md")], capture_output=True, text=True)

@@ -3,8 +3,8 @@ runs it: its WAV file holds bit for bit the samples of the Python module's TtsSe
 are libvoxtral; this checks the program's streaming, its WAV writer and its options), and bad
 usage is answered with a message and an exit code, never a crash.
 
-The program comes from test_cpp_build's CMake build tree (its `release_build` fixture, made
-once per run and shared with that module under xdist)."""
+The program comes from conftest's `native_build` CMake build tree (made once per run and
+shared by the xdist workers)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_cpp_build import release_build  # noqa: F401  (a fixture: pytest looks it up by name)
 
 TEXT = "Hello there. This is the tiny model speaking, for a test."
 VOICE = "casual_male"
@@ -23,9 +22,9 @@ UINT64_MAX = 2**64 - 1
 
 
 @pytest.fixture(scope="module")
-def speak(release_build):  # noqa: F811  (the imported fixture, requested by name)
+def speak(native_build):
     """speak(*args, stdin=None) -> the finished voxtral-speak process (its output decoded)."""
-    exe = release_build / "csrc" / "voxtral-speak"
+    exe = native_build / "csrc" / "voxtral-speak"
     assert exe.is_file(), f"{exe} was not built"
 
     def run(*args, stdin: str | bytes | None = None) -> subprocess.CompletedProcess:
