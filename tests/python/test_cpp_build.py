@@ -45,7 +45,7 @@ KERNEL_PATH_VARIANTS = {  # name -> whether it runs linear_wq (then also without
 }
 
 
-def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_artifact, tiny_stt_variant):
+def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_variant):
     """ASan + UBSan over whole sessions, offline and streamed in 100 ms chunks and flushed,
     through every kernel path; the sanitized build's text equals the Python module's."""
     from voxtral_native.transcriber import Transcriber
@@ -56,7 +56,8 @@ def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, ti
     # code, so one mode covers it; the AVX2 and attention paths differ between offline calls
     # (many rows) and streamed ones (a few), so those run both.
     both, streamed = ([], ["--stream"]), (["--stream"],)
-    runs = [(tiny_stt_artifact, {}, both)]
+    # (The fp32 artifact adds no path: enc4w-dec8w-emb8w's caches are float32 too.)
+    runs = []
     for name, uses_linear_wq in KERNEL_PATH_VARIANTS.items():
         runs.append((tiny_stt_variant(name), {}, both))
         if uses_linear_wq:

@@ -292,11 +292,11 @@ def test_save_writes_the_synthesized_samples(synth, tmp_path):
         synth.save("x", tmp_path / "no" / "such" / "dir.wav", max_frames=1)
 
 
-# --- long text and bf16 edges (the bf16-edge variant has 192 positions per utterance) ----------
+# --- long text and bf16 edges (the quantized bf16-edge variant: 192 positions per utterance) ---
 
 
 def test_long_text_is_spoken_as_utterances_with_pauses(tiny_tts_variant):
-    artifact = tiny_tts_variant("bf16-edges")
+    artifact = tiny_tts_variant("quantized-bf16-edges")
     synth = Synthesizer(artifact, progress=lambda _: None)
     assert synth.metadata["lm_input_is_bf16"] == 1
     text = " ".join(f"This is sentence number {i}, which has a few words in it." for i in range(1, 13))
@@ -317,7 +317,7 @@ def test_long_text_is_spoken_as_utterances_with_pauses(tiny_tts_variant):
 
 
 def test_bf16_edges_run_end_to_end(tiny_tts_variant, synth):
-    bf16 = Synthesizer(tiny_tts_variant("bf16-edges"), progress=lambda _: None)
+    bf16 = Synthesizer(tiny_tts_variant("quantized-bf16-edges"), progress=lambda _: None)
     a = bf16.synthesize("Hello there.", seed=1, max_frames=20)
     ref = synth.synthesize("Hello there.", seed=1, max_frames=20)
     assert a.shape == ref.shape == (20 * SPF,) and np.isfinite(a).all()
