@@ -256,3 +256,24 @@ def make_expensive_fixtures_in_parallel(request, worker_id):
             request.getfixturevalue(key[0])(key[1])
         else:
             request.getfixturevalue(key)
+
+
+# Tests with a minute or more of work of their own (beyond the shared fixtures) run first,
+# so that the run does not end on one of them while the other worker idles.
+RUN_FIRST = (
+    "test_cpp_build.py::test_full_sessions_and_every_kernel_path_under_sanitizers",
+    "test_aoti_export.py::test_int4_package_matches_the_eager_int4_model",
+    "test_transcriber.py::test_a_checkpoint_directory_is_exported_on_first_use_and_cached",
+    "test_stt_speculative.py::test_speculation_gives_the_one_step_tokens",
+    "test_stt_export.py::test_export_never_reads_its_uninitialized_state",
+    "test_stt_export.py::test_ring_caches_past_their_windows_match_unwrapped_attention",
+    "test_cpp_build.py::test_outside_consumer_builds_against_installed_package",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        test = item.nodeid.split("[")[0]
+        return next((i for i, name in enumerate(RUN_FIRST) if test.endswith(name)), len(RUN_FIRST))
+
+    items.sort(key=rank)  # stable: the rest keep their order

@@ -15,7 +15,7 @@ import pytest
 import torch  # noqa: E402
 
 import voxtral_native  # noqa: E402
-from conftest import STT_VARIANTS  # noqa: E402
+from conftest import STT_VARIANTS, made_once  # noqa: E402
 from stt_reference import reference_request  # noqa: E402
 from voxtral_native.export.checkpoint import load_stt  # noqa: E402
 from voxtral_native.export.export_stt import DTYPES, SttExportOptions, _Decode, _Encode, export_stt  # noqa: E402
@@ -262,17 +262,19 @@ def test_half_precision_programs_match_eager_in_the_same_dtype(dtype, tiny_stt_d
 
 
 @pytest.fixture(scope="module")
-def small_window_checkpoint(tiny_stt_dir, tmp_path_factory):
+def small_window_checkpoint(tiny_stt_dir, tmp_path_factory, worker_id):
     """The tiny checkpoint with windows small enough to wrap the rings many times."""
-    out = tmp_path_factory.mktemp("stt-small-window")
-    for f in tiny_stt_dir.iterdir():
-        if f.is_file():
-            shutil.copy(f, out / f.name)
-    params = json.loads((out / "params.json").read_text())
-    params["sliding_window"] = 12
-    params["multimodal"]["whisper_model_args"]["encoder_args"]["sliding_window"] = 20
-    (out / "params.json").write_text(json.dumps(params))
-    return out
+
+    def make(out: Path) -> None:
+        for f in tiny_stt_dir.iterdir():
+            if f.is_file():
+                shutil.copy(f, out / f.name)
+        params = json.loads((out / "params.json").read_text())
+        params["sliding_window"] = 12
+        params["multimodal"]["whisper_model_args"]["encoder_args"]["sliding_window"] = 20
+        (out / "params.json").write_text(json.dumps(params))
+
+    return made_once(tmp_path_factory, worker_id, "stt-small-window", make)
 
 
 def test_ring_caches_past_their_windows_match_unwrapped_attention(small_window_checkpoint, clip, tmp_path):

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import made_once
 from stt_reference import reference_request
 from test_stt_export import DELAY, MEL_PER_TOKEN, load_methods, small_window_checkpoint  # noqa: F401  (fixture)
 
@@ -33,11 +34,12 @@ RING = 12 + MAX_DECODER_TOKENS - 1  # decoder ring slots of the small-window exp
 
 
 @pytest.fixture(scope="module")
-def small_window_artifact(small_window_checkpoint, tmp_path_factory):  # noqa: F811
-    out = tmp_path_factory.mktemp("stt-small-window-art")
-    export_stt(small_window_checkpoint, out, SttExportOptions(max_decoder_tokens=MAX_DECODER_TOKENS),
-               progress=lambda _: None)  # fmt: skip
-    return out
+def small_window_artifact(small_window_checkpoint, tmp_path_factory, worker_id):  # noqa: F811
+    def export(out: Path) -> None:
+        export_stt(small_window_checkpoint, out, SttExportOptions(max_decoder_tokens=MAX_DECODER_TOKENS),
+                   progress=lambda _: None)  # fmt: skip
+
+    return made_once(tmp_path_factory, worker_id, "stt-small-window-art", export)
 
 
 def long_clip() -> tuple[np.ndarray, int]:
