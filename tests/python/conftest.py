@@ -177,14 +177,13 @@ def tiny_tts_variant(tiny_tts_dir, tmp_path_factory, worker_id):
 ROOT = Path(__file__).parents[2]
 
 
-def build_preset(preset: str, build: Path, targets: tuple[str, ...] = ()) -> Path:
+def build_preset(preset: str, build: Path) -> Path:
     """Configures and builds a CMakePresets.json preset into `build` (CMake finds the
     ExecuTorch wheel and libtorch through this Python)."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    target_args = ["--target", *targets] if targets else []
     for cmd in (["cmake", "--preset", preset, "-B", str(build), f"-DPython3_EXECUTABLE={sys.executable}"],
-                ["cmake", "--build", str(build), *target_args]):  # fmt: skip
+                ["cmake", "--build", str(build)]):  # fmt: skip
         r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
         assert r.returncode == 0, f"{' '.join(cmd)} failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}"
     return build
