@@ -2,7 +2,7 @@
 the last acoustic layer computed for the 3 tokens (before 2026-12-07) against token 0 alone
 (what the velocity reads; the export's model now does this).
 
-    python benchmarks/acoustic_step.py [--quant 8da8w] [--threads 2] [--repeats 30]
+    python benchmarks/acoustic_step.py [--quant 8da8w] [--threads 2] [--repeats 35] [--rounds 3]
 
 Voxtral-4B-TTS-2603's acoustic transformer (3 layers, 3072 wide, SwiGLU 9216) with random
 weights, quantized by the export's recipe for `--quant` (the linears of the layers and the
