@@ -8,6 +8,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 import voxtral_native
 
 ROOT = Path(__file__).parents[2]
@@ -35,43 +37,44 @@ def test_ctest_under_address_and_undefined_behaviour_sanitizers(sanitize_build):
     assert "100% tests passed" in r.stdout
 
 
-# Artifacts whose sessions take every path of the custom kernels (conftest.STT_VARIANTS):
+# Sessions that together take every path of the custom kernels (conftest.STT_VARIANTS):
 # ring_sdpa over float32, float16 and bfloat16 caches; linear_wq 4-bit and 8-bit, on the
-# AVX2 path and (VOXTRAL_DISABLE_AVX2=1) on the portable one.
-KERNEL_PATH_VARIANTS = {  # name -> whether it runs linear_wq (then also without AVX2)
-    "fp16-enc4w-dec8da4w-emb4w": True,  # fp16 caches; 4-bit encoder
-    "enc4w-dec8w-emb8w": True,  # 4-bit encoder, 8-bit decoder
-    "bf16": False,  # bf16 caches
-}
+# AVX2 path and (VOXTRAL_DISABLE_AVX2=1) on the portable one. (The fp32 artifact adds no
+# path: enc4w-dec8w-emb8w's caches are float32 too.) One test each, so that xdist spreads
+# them over the workers: under ASan each takes 20-40 s.
+# (artifact, whether the AVX2 path is off, modes). The portable linear_wq path has no
+# row-count-dependent code, so one mode covers it; the AVX2 and attention paths differ between
+# offline calls (many rows) and streamed ones (a few), so those run both.
+BOTH, STREAMED = ([], ["--stream"]), (["--stream"],)
+SANITIZED_SESSIONS = [
+    ("fp16-enc4w-dec8da4w-emb4w", False, BOTH),  # fp16 caches; 4-bit encoder
+    ("fp16-enc4w-dec8da4w-emb4w", True, STREAMED),
+    ("enc4w-dec8w-emb8w", False, BOTH),  # 4-bit encoder, 8-bit decoder
+    ("enc4w-dec8w-emb8w", True, STREAMED),
+    ("bf16", False, BOTH),  # bf16 caches
+]
 
 
-def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_variant):
-    """ASan + UBSan over whole sessions, offline and streamed in 100 ms chunks and flushed,
-    through every kernel path; the sanitized build's text equals the Python module's."""
+@pytest.mark.parametrize(("variant", "portable", "modes"), SANITIZED_SESSIONS,
+                         ids=[f"{v}{'-portable' if p else ''}" for v, p, _ in SANITIZED_SESSIONS])
+def test_full_sessions_and_every_kernel_path_under_sanitizers(sanitize_build, tiny_stt_variant, variant, portable,
+                                                              modes):
+    """ASan + UBSan over whole sessions, offline and streamed in 100 ms chunks and flushed;
+    the sanitized build's text equals the Python module's."""
     from voxtral_native.transcriber import Transcriber
 
     clip = ROOT / "tests" / "data" / "speech_en_flite.wav"
     exe = str(sanitize_build / "csrc" / "voxtral-transcribe")
-    # (artifact, environment, modes). The portable linear_wq path has no row-count-dependent
-    # code, so one mode covers it; the AVX2 and attention paths differ between offline calls
-    # (many rows) and streamed ones (a few), so those run both.
-    both, streamed = ([], ["--stream"]), (["--stream"],)
-    # (The fp32 artifact adds no path: enc4w-dec8w-emb8w's caches are float32 too.)
-    runs = []
-    for name, uses_linear_wq in KERNEL_PATH_VARIANTS.items():
-        runs.append((tiny_stt_variant(name), {}, both))
-        if uses_linear_wq:
-            runs.append((tiny_stt_variant(name), {"VOXTRAL_DISABLE_AVX2": "1"}, streamed))
-    for artifact, extra_env, modes in runs:
-        expected = Transcriber(artifact, progress=lambda _: None).transcribe(clip).text + "\n"
-        for mode in modes:
-            env = {**os.environ, **SANITIZER_ENV, **extra_env}
-            r = subprocess.run([exe, str(artifact), str(clip), *mode], capture_output=True, text=True, env=env,
-                               timeout=1200)
-            where = f"{artifact.name} {mode} {extra_env}"
-            assert r.returncode == 0 and "Sanitizer" not in r.stderr, f"{where}:\n{r.stderr[-6000:]}"
-            if not extra_env:  # the portable path sums in another order: tokens may differ at ties
-                assert r.stdout == expected, where
+    artifact = tiny_stt_variant(variant)
+    expected = Transcriber(artifact, progress=lambda _: None).transcribe(clip).text + "\n"
+    env = {**os.environ, **SANITIZER_ENV, **({"VOXTRAL_DISABLE_AVX2": "1"} if portable else {})}
+    for mode in modes:
+        r = subprocess.run([exe, str(artifact), str(clip), *mode], capture_output=True, text=True, env=env,
+                           timeout=1200)
+        where = f"{artifact.name} {mode} portable={portable}"
+        assert r.returncode == 0 and "Sanitizer" not in r.stderr, f"{where}:\n{r.stderr[-6000:]}"
+        if not portable:  # the portable path sums in another order: tokens may differ at ties
+            assert r.stdout == expected, where
 
 
 def test_cpp_command_line_program_transcribes_like_python(native_build, tiny_stt_artifact):
