@@ -125,3 +125,21 @@ def test_cmake_dir_points_at_installed_package():
     path = Path(voxtral_native.cmake_dir())
     assert (path / "voxtralConfig.cmake").is_file()
     assert cli("--cmake-dir").stdout.strip() == str(path)
+
+
+def test_the_development_install_names_the_build_requirements():
+    """README's and CI's first install line (pip's build isolation off) must install what
+    pyproject.toml's [build-system] requires, at the same versions."""
+    import re
+    import tomllib
+
+    root = Path(__file__).parents[2]
+    requires = tomllib.loads((root / "pyproject.toml").read_text())["build-system"]["requires"]
+    names = {re.split(r"[<>=!~ ]", r)[0] for r in requires}
+    pinned = {r for r in requires if "==" in r}  # a range is met by any version pip picks
+    for doc in ("README.md", ".ci/run"):
+        line = next(ln for ln in (root / doc).read_text().splitlines()
+                    if ln.startswith("pip install") and "scikit-build-core" in ln)
+        words = set(line.split("#")[0].split()[2:])
+        assert names <= {re.split(r"[<>=!~ ]", w)[0] for w in words}, (doc, line)
+        assert pinned <= words, (doc, line)
