@@ -472,21 +472,25 @@ def test_lowering_shares_the_weights_and_writes_the_program_unchanged(tmp_path, 
     assert shared_pte.read_bytes() == deep_pte.read_bytes()
 
 
-class _ConvThenLinears(torch.nn.Module):
-    """A 1-D conv stem and a quantized linear, as the speech-to-text encoder starts."""
+class _TwoPartitions(torch.nn.Module):
+    """A 1-D conv stem and quantized linears with a relu, as the speech-to-text encoder starts;
+    then, past an op XNNPACK does not take (cumsum), a cat and a batched matmul."""
 
     def __init__(self):
         super().__init__()
         self.conv, self.linears = torch.nn.Conv1d(8, 64, 3), _TwoLinears()
 
-    def forward(self, x):  # [1, 8, 10] -> [1, 8, 32]
-        return self.linears(torch.nn.functional.gelu(self.conv(x)).transpose(1, 2))
+    def forward(self, x):  # [1, 8, 10] -> [1, 8, 8]
+        h = self.linears(torch.nn.functional.gelu(self.conv(x)).transpose(1, 2)).cumsum(1)  # [1, 8, 32]
+        c = torch.cat([h, h * 2, h + 1], -1)  # [1, 8, 96]
+        return c @ c.transpose(1, 2)
 
 
 def test_lowering_skips_only_passes_with_nothing_to_rewrite(tmp_path, monkeypatch):
     """XNNPACK's preprocess drops the passes whose ops a partition lacks (batch norm, PReLU,
-    upsampling, padding, 1-D conv) and keeps the rest; the program is the same byte for byte
-    as with all 17 passes, for a graph with a conv (the conv pass runs) and linears."""
+    upsampling, padding, 1-D conv, mm into linear, SDPA, activation fusion, cat, getitem) and
+    keeps the rest; the program is the same byte for byte as with all 17 passes, for a graph
+    of two partitions, each with ops that some of the gated passes rewrite."""
     import contextlib
 
     from executorch.backends.xnnpack import _passes
@@ -496,26 +500,33 @@ def test_lowering_skips_only_passes_with_nothing_to_rewrite(tmp_path, monkeypatc
 
     def traced():
         torch.manual_seed(0)
-        module = _ConvThenLinears().eval()
+        module = _TwoPartitions().eval()
         quantize_module_(module, QuantScheme.parse("8da4w:32"), torch.nn.Linear, names={"linears.quantized"})
         return torch.export.export(module, (torch.randn(1, 8, 10),))
 
-    ran: list[list[str]] = []
+    ran: list[tuple[set[str], list[str]]] = []  # (the partition's ops, the passes run on it)
     own_transform = _passes.XNNPACKPassManager.transform
 
     def recording_transform(self):
-        ran.append([p.__name__ for p in self.passes])
+        names = (getattr(n.target, "__name__", "") for n in self.exported_program.graph.nodes)
+        ran.append(({name.split(".")[1] for name in names if name.startswith("aten.")}, [p.__name__ for p in self.passes]))
         return own_transform(self)
 
     monkeypatch.setattr(_passes.XNNPACKPassManager, "transform", recording_transform)
     gated_pte, all_pte = tmp_path / "gated.pte", tmp_path / "all.pte"
     es.lower({"forward": traced()}, {}, "xnnpack", gated_pte)
-    assert ran and all(len(passes) < 17 for passes in ran)
-    assert all("FuseBatchNormPass" not in passes and "PReLUReshapePass" not in passes for passes in ran)
-    assert any("Conv1dUnsqueezePass" in passes for passes in ran)  # the partition with the conv
-    assert all("ConvertToLinearPass" in passes for passes in ran)
+    assert len(ran) >= 2
+    # a gated pass runs exactly on the partitions with its ops, and the graph has partitions
+    # with and without each of these
+    for op, gated in (("convolution", "Conv1dUnsqueezePass"), ("relu", "FuseActivationPass"),
+                      ("cat", "DecomposeConcatenate"), ("bmm", "ConvertToLinearPass")):  # fmt: skip
+        assert {op in ops for ops, _ in ran} == {True, False}, (op, ran)
+        assert all((op in ops) == (gated in passes) for ops, passes in ran), (op, ran)
+    for _, passes in ran:  # never in this graph; the last two always
+        assert "FuseBatchNormPass" not in passes and "ConvertToSDPAPass" not in passes, passes
+        assert "ChannelsLastTaggedReshapePass" in passes and "RemoveRedundantCopyPass" in passes, passes
     ran.clear()
     monkeypatch.setattr(es, "_xnnpack_skips_passes_without_targets", contextlib.nullcontext)
     es.lower({"forward": traced()}, {}, "xnnpack", all_pte)
-    assert ran and all(len(passes) == 17 for passes in ran)
+    assert ran and all(len(passes) == 17 for _, passes in ran)
     assert gated_pte.read_bytes() == all_pte.read_bytes()

@@ -282,22 +282,31 @@ def _xnnpack_skips_passes_without_targets() -> Iterator[None]:
     """XNNPACK's preprocess skips the graph passes that have nothing to rewrite in a partition.
 
     Each partition goes through 17 passes, each of them a full retrace of the partition's
-    graph (a 6 + 8-layer full-width speech-to-text export: 8 s a pass, 139 s in all). Six of
-    them rewrite only ops that most partitions lack: batch norm (two passes), PReLU,
-    bilinear upsampling, constant padding, 1-D convolution. Each is dropped from a partition
-    that has none of the ops it matches (in executorch 1.5.1; the upsampling pass's own
-    patterns are read), and no pass that runs before them creates those ops. The program is
-    the same byte for byte (test_stt_export checks it).
+    graph (a 6 + 8-layer full-width speech-to-text export: 8 s a pass, 139 s in all; the
+    full text-to-speech export on a Zen 3: ~30 s a pass). Eleven of them rewrite only ops
+    that most partitions lack: batch norm (two passes), PReLU, bilinear upsampling, constant
+    padding, 1-D convolution, [add/b]mm (into linear), the SDPA subgraph, relu or hardtanh
+    after a fusable op, a cat of more than 5 inputs, max pooling's getitem. Each is dropped
+    from a partition that has none of the ops it matches (in executorch 1.5.1; the upsampling
+    and SDPA passes' own patterns are read), and no pass that runs before them creates those
+    ops. Three passes that always run (metadata, channels-last, redundant copies) retrace
+    the graph last either way. The program is the same byte for byte (test_stt_export
+    checks it).
     """
     from executorch.backends.xnnpack import _passes
-    from executorch.backends.xnnpack.partition.graphs import bilinear_2d
+    from executorch.backends.xnnpack.partition.graphs import bilinear_2d, sdpa
     from executorch.exir.dialects._ops import ops as exir_ops
 
     edge = exir_ops.edge.aten
     batch_norm = {edge.native_batch_norm.default, edge._native_batch_norm_legit_no_training.default}
-    # the upsampling pass matches these subgraphs: it can match only if all of one's ops are there
-    upsample_patterns = [{n.target for n in g.graph.nodes if n.op == "call_function"}
-                         for g in bilinear_2d.get_graphs_dict()]  # fmt: skip
+
+    def op_sets(graphs) -> list[set]:  # a pattern matches only where all of its ops are
+        return [{n.target for n in g.graph.nodes if n.op == "call_function"} for g in graphs]
+
+    upsample_patterns, sdpa_patterns = op_sets(bilinear_2d.get_graphs_dict()), op_sets(sdpa.get_graphs())
+    to_linear = set(_passes.ConvertToLinearPass.targets)  # mm, addmm, bmm
+    activations = set(_passes.FuseActivationPass.FUSEABLE_ACTIVATIONS)  # relu, hardtanh
+    max_with_indices = {"aten.max_pool2d_with_indices.default", "aten.max.dim"}  # matched by name there
     gates = {  # pass -> does a partition with these op targets need it
         _passes.FuseBatchNormPass: lambda targets: bool(batch_norm & targets),
         _passes.DecomposeBatchNorm: lambda targets: bool(batch_norm & targets),
@@ -305,6 +314,11 @@ def _xnnpack_skips_passes_without_targets() -> Iterator[None]:
         _passes.ConvertToUpsampleBilinear2d: lambda targets: any(p <= targets for p in upsample_patterns),
         _passes.InsertPadQDQPass: lambda targets: edge.constant_pad_nd.default in targets,
         _passes.Conv1dUnsqueezePass: lambda targets: edge.convolution.default in targets,
+        _passes.ConvertToLinearPass: lambda targets: bool(to_linear & targets),
+        _passes.ConvertToSDPAPass: lambda targets: any(p <= targets for p in sdpa_patterns),
+        _passes.FuseActivationPass: lambda targets: bool(activations & targets),
+        _passes.DecomposeConcatenate: lambda targets: edge.cat.default in targets,
+        _passes.RemoveGetItemPass: lambda targets: any(getattr(t, "__name__", "") in max_with_indices for t in targets),
     }
     manager = _passes.XNNPACKPassManager
     own_init = manager.__init__
