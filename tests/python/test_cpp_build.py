@@ -41,7 +41,7 @@ def test_ctest_under_address_and_undefined_behaviour_sanitizers(sanitize_build):
 # ring_sdpa over float32, float16 and bfloat16 caches; linear_wq 4-bit and 8-bit, on the
 # AVX2 path and (VOXTRAL_DISABLE_AVX2=1) on the portable one. (The fp32 artifact adds no
 # path: enc4w-dec8w-emb8w's caches are float32 too.) One test each, so that xdist spreads
-# them over the workers: under ASan each takes 20-40 s.
+# them over the workers.
 # (artifact, whether the AVX2 path is off, modes). The portable linear_wq path has no
 # row-count-dependent code, so one mode covers it; the AVX2 and attention paths differ between
 # offline calls (many rows) and streamed ones (a few), so those run both.

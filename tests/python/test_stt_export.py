@@ -472,9 +472,10 @@ def test_lowering_shares_the_weights_and_writes_the_program_unchanged(tmp_path, 
     assert shared_pte.read_bytes() == deep_pte.read_bytes()
 
 
-class _TwoPartitions(torch.nn.Module):
+class _SeveralPartitions(torch.nn.Module):
     """A 1-D conv stem and quantized linears with a relu, as the speech-to-text encoder starts;
-    then, past an op XNNPACK does not take (cumsum), a cat and a batched matmul."""
+    then, past an op XNNPACK does not take (cumsum), a cat and a batched matmul (XNNPACK's
+    partitioner puts these two in partitions of their own)."""
 
     def __init__(self):
         super().__init__()
@@ -490,7 +491,7 @@ def test_lowering_skips_only_passes_with_nothing_to_rewrite(tmp_path, monkeypatc
     """XNNPACK's preprocess drops the passes whose ops a partition lacks (batch norm, PReLU,
     upsampling, padding, 1-D conv, mm into linear, SDPA, activation fusion, cat, getitem) and
     keeps the rest; the program is the same byte for byte as with all 17 passes, for a graph
-    of two partitions, each with ops that some of the gated passes rewrite."""
+    of partitions with and without the ops that four of the gated passes rewrite."""
     import contextlib
 
     from executorch.backends.xnnpack import _passes
@@ -500,7 +501,7 @@ def test_lowering_skips_only_passes_with_nothing_to_rewrite(tmp_path, monkeypatc
 
     def traced():
         torch.manual_seed(0)
-        module = _TwoPartitions().eval()
+        module = _SeveralPartitions().eval()
         quantize_module_(module, QuantScheme.parse("8da4w:32"), torch.nn.Linear, names={"linears.quantized"})
         return torch.export.export(module, (torch.randn(1, 8, 10),))
 
